@@ -1,0 +1,155 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "order-search",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "order-write-api", targets: ["order-write-api"]),
+        .executable(name: "order-indexer", targets: ["order-indexer"]),
+        .executable(name: "order-search-api", targets: ["order-search-api"]),
+        .executable(name: "order-admin", targets: ["order-admin"]),
+        .executable(name: "order-bench", targets: ["order-bench"]),
+        .executable(name: "fault-proxy", targets: ["fault-proxy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // C libraries: libpq and libcurl as system libraries, plus typed wrappers
+        // for curl's variadic calls (Swift cannot call C variadics).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+
+        // Pure domain: no I/O.
+        .target(name: "OrderDomain", swiftSettings: swiftSettings),
+
+        // Infrastructure adapters.
+        .target(
+            name: "PostgresClient",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ElasticsearchClient",
+            dependencies: [
+                "CCurl", "CCurlShim", "JSONSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "JSONSupport", swiftSettings: swiftSettings),
+
+        // Application layer shared by the processes.
+        .target(
+            name: "OrderStore",
+            dependencies: [
+                "OrderDomain", "PostgresClient", "JSONSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ServiceSupport",
+            dependencies: [
+                "JSONSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrderWriteAPI",
+            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport",
+                           .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ReadModel",
+            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            resources: [.copy("mappings")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrderIndexer",
+            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "ServiceSupport",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrderSearchAPI",
+            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrderAdmin",
+            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FaultProxy",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Thin executables: configuration and wiring only.
+        .executableTarget(name: "order-write-api", dependencies: ["OrderWriteAPI", "ServiceSupport"], swiftSettings: swiftSettings),
+        .executableTarget(name: "order-indexer", dependencies: ["OrderIndexer", "ServiceSupport"], swiftSettings: swiftSettings),
+        .executableTarget(name: "order-search-api", dependencies: ["OrderSearchAPI", "ServiceSupport"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "order-admin",
+            dependencies: ["OrderAdmin", "ServiceSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "order-bench",
+            dependencies: ["OrderAdmin", "ReadModel", "OrderStore", "ServiceSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fault-proxy",
+            dependencies: ["FaultProxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests mirror targets; integration tests need the servers started by scripts/test.
+        .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
+        .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["OrderWriteAPI", "OrderIndexer", "OrderSearchAPI", "OrderAdmin", "FaultProxy",
+                           "PostgresClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

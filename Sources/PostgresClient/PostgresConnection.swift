@@ -1,0 +1,176 @@
+import CLibPQ
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libpq connection. Every method blocks the calling thread, so callers
+/// must be on a dedicated thread (the pool runs them on its `NIOThreadPool`),
+/// never on Swift's cooperative pool. The `Mutex` gives exclusive access, which
+/// libpq requires (a `PGconn` must not be used by two threads at once).
+///
+/// This is the only file of the package that touches libpq's raw pointers.
+public final class PostgresConnection: Sendable {
+    private struct State {
+        var handle: OpaquePointer?
+        var prepared: [String: String] = [:]
+    }
+
+    private let state: Mutex<State>
+    private let connectionString: String
+    private let applicationName: String
+
+    /// Opens a connection (blocking).
+    public init(connectionString: String, applicationName: String = "orders") throws(PostgresError) {
+        self.connectionString = connectionString
+        self.applicationName = applicationName
+        let handle = Self.open(connectionString, applicationName)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            PQfinish(handle)
+            throw PostgresError(code: .connection)
+        }
+        state = Mutex(State(handle: handle))
+    }
+
+    deinit {
+        state.withLock { state in
+            if let handle = state.handle { PQfinish(handle) }
+            state.handle = nil
+        }
+    }
+
+    private static func open(_ connectionString: String, _ applicationName: String) -> OpaquePointer? {
+        // Defaults come first; with expand_dbname the URI in `dbname` overrides them.
+        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
+        let values = ["5", applicationName, "-c client_min_messages=warning", connectionString]
+        return withCStrings(keywords) { k in
+            withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
+        }
+    }
+
+    /// False once the server went away; the pool then reconnects.
+    public var isHealthy: Bool {
+        state.withLock { PQstatus($0.handle) == CONNECTION_OK }
+    }
+
+    /// Re-establishes a broken connection (blocking).
+    public func reconnect() throws(PostgresError) {
+        let ok = state.withLock { state -> Bool in
+            if let handle = state.handle { PQfinish(handle) }
+            state.prepared.removeAll()
+            state.handle = Self.open(connectionString, applicationName)
+            return PQstatus(state.handle) == CONNECTION_OK
+        }
+        if !ok { throw PostgresError(code: .connection) }
+    }
+
+    /// Runs one parameterized statement with the extended protocol. Statements
+    /// are prepared once per connection and reused.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws(PostgresError) -> PostgresRows {
+        let result: Result<PostgresRows, PostgresError> = state.withLock { state in
+            guard let handle = state.handle else { return .failure(PostgresError(code: .connection)) }
+            var name = state.prepared[sql]
+            if name == nil {
+                let newName = "s\(state.prepared.count)"
+                let prepared = PQprepare(handle, newName, sql, Int32(parameters.count), nil)
+                let outcome = Self.rows(from: prepared, handle: handle)
+                if case .failure(let error) = outcome { return .failure(error) }
+                state.prepared[sql] = newName
+                name = newName
+            }
+            let texts = parameters.map { $0?.postgresText }
+            let raw = withOptionalCStrings(texts) { values in
+                PQexecPrepared(handle, name!, Int32(texts.count), values, nil, nil, 0)
+            }
+            return Self.rows(from: raw, handle: handle)
+        }
+        return try result.get()
+    }
+
+    /// Runs one or more statements without parameters (simple protocol); for
+    /// migrations and transaction control only, never with user input.
+    public func execute(_ sql: StaticString) throws(PostgresError) {
+        try executeTrusted(sql.description)
+    }
+
+    /// Like `execute(_:)` for SQL the package ships (migration files).
+    public func executeTrusted(_ sql: String) throws(PostgresError) {
+        let result: Result<PostgresRows, PostgresError> = state.withLock { state in
+            guard let handle = state.handle else { return .failure(PostgresError(code: .connection)) }
+            return Self.rows(from: PQexec(handle, sql), handle: handle)
+        }
+        _ = try result.get()
+    }
+
+    /// Waits up to `timeout` seconds for notifications on the channels this
+    /// connection LISTENs to and returns their channel names (blocking).
+    public func waitForNotifications(timeout: Double) throws(PostgresError) -> [String] {
+        let socket: Int32 = state.withLock { PQsocket($0.handle) }
+        guard socket >= 0 else { throw PostgresError(code: .connection) }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, Int32(timeout * 1000))
+        if ready < 0 && errno != EINTR { throw PostgresError(code: .connection) }
+        let outcome: Result<[String], PostgresError> = state.withLock { state in
+            guard let handle = state.handle, PQconsumeInput(handle) == 1 else {
+                return .failure(PostgresError(code: .connection))
+            }
+            var channels: [String] = []
+            while let notification = PQnotifies(handle) {
+                channels.append(String(cString: notification.pointee.relname))
+                PQfreemem(notification)
+            }
+            if PQstatus(handle) != CONNECTION_OK { return .failure(PostgresError(code: .connection)) }
+            return .success(channels)
+        }
+        return try outcome.get()
+    }
+
+    private static func rows(from result: OpaquePointer?, handle: OpaquePointer) -> Result<PostgresRows, PostgresError> {
+        defer { PQclear(result) }
+        guard let result else { return .failure(PostgresError(code: .connection)) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return .success(PostgresRows(columns: [], values: [], affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0))
+        case PGRES_TUPLES_OK:
+            let columnCount = Int(PQnfields(result))
+            let rowCount = Int(PQntuples(result))
+            var columns: [String] = []
+            columns.reserveCapacity(columnCount)
+            for c in 0..<columnCount { columns.append(String(cString: PQfname(result, Int32(c)))) }
+            var values: [String?] = []
+            values.reserveCapacity(rowCount * columnCount)
+            for r in 0..<Int32(rowCount) {
+                for c in 0..<Int32(columnCount) {
+                    if PQgetisnull(result, r, c) == 1 {
+                        values.append(nil)
+                    } else {
+                        let length = Int(PQgetlength(result, r, c))
+                        let pointer = UnsafeRawPointer(PQgetvalue(result, r, c)!)
+                        values.append(String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
+                    }
+                }
+            }
+            return .success(PostgresRows(columns: columns, values: values, affectedRows: rowCount))
+        default:
+            if PQstatus(handle) != CONNECTION_OK { return .failure(PostgresError(code: .connection)) }
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let constraint = PQresultErrorField(result, Int32(UInt8(ascii: "n"))).map { String(cString: $0) }
+            return .failure(PostgresError(sqlState: sqlState, constraint: constraint))
+        }
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
+    defer { pointers.forEach { free($0) } }
+    return pointers.map { $0.map { UnsafePointer($0) } }.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { pointers.forEach { free($0) } }
+    let constPointers = pointers.map { $0.map { UnsafePointer($0) } }
+    return constPointers.withUnsafeBufferPointer { body($0.baseAddress) }
+}

@@ -1,0 +1,61 @@
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// Process-wide logging and metrics set-up, called once from each executable's `main`.
+public enum Observability {
+    /// The registry `/metrics` renders.
+    public static let registry = PrometheusCollectorRegistry()
+
+    public static func bootstrap(label: String) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfoEnvironment.value("LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return Logger(label: label)
+    }
+
+    /// Adds `/health`, `/ready` and `/metrics`. `readiness` names the first
+    /// dependency that does not answer, or nil when all do.
+    public static func addOperationalRoutes<Context: RequestContext>(
+        to router: Router<Context>, readiness: @escaping @Sendable () async -> String?
+    ) {
+        router.get("/health") { _, _ in Response.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/ready") { _, _ in
+            if let failed = await readiness() {
+                throw Problem(.serviceUnavailable, detail: "dependency not ready: \(failed)", extensions: [("dependency", failed)])
+            }
+            return Response.json(.ok, #"{"status":"ready"}"#)
+        }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+    }
+}
+
+/// Runs services until SIGTERM or SIGINT, then shuts them down gracefully.
+public func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
+    let group = ServiceGroup(
+        configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    )
+    try await group.run()
+}
+
+import Foundation
+
+public enum ProcessInfoEnvironment {
+    public static func value(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
+    public static var all: [String: String] { ProcessInfo.processInfo.environment }
+}

@@ -1,0 +1,105 @@
+import Hummingbird
+import JSONSupport
+
+/// An RFC 9457 problem detail. The only error type that reaches HTTP clients;
+/// everything else is turned into one of these at the edge, so no SQL text,
+/// stack trace or Elasticsearch request can leak into a response.
+public struct Problem: HTTPResponseError, Sendable {
+    public struct FieldProblem: Sendable, Equatable {
+        public let field: String
+        public let message: String
+        public init(field: String, message: String) {
+            self.field = field
+            self.message = message
+        }
+    }
+
+    public let status: HTTPResponse.Status
+    public let title: String
+    public let detail: String?
+    public let errors: [FieldProblem]
+    /// Extra members (for example `current_status`).
+    public let extensions: [(String, String)]
+    public let headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, title: String? = nil, detail: String? = nil, errors: [FieldProblem] = [],
+                extensions: [(String, String)] = [], headers: HTTPFields = [:]) {
+        self.status = status
+        self.title = title ?? status.reasonPhrase
+        self.detail = detail
+        self.errors = errors
+        self.extensions = extensions
+        self.headers = headers
+    }
+
+    public var typeURI: String {
+        switch status.code {
+        case 400: "https://orders.example/problems/bad-request"
+        case 404: "https://orders.example/problems/not-found"
+        case 409: "https://orders.example/problems/conflict"
+        case 412: "https://orders.example/problems/precondition-failed"
+        case 413: "https://orders.example/problems/payload-too-large"
+        case 415: "https://orders.example/problems/unsupported-media-type"
+        case 422: "https://orders.example/problems/validation"
+        case 502, 503, 504: "https://orders.example/problems/unavailable"
+        default: "about:blank"
+        }
+    }
+
+    public var body: String {
+        var w = JSONWriter()
+        w.raw("{\"type\":"); w.string(typeURI)
+        w.raw(",\"title\":"); w.string(title)
+        w.raw(",\"status\":"); w.int(status.code)
+        if let detail { w.raw(",\"detail\":"); w.string(detail) }
+        if !errors.isEmpty {
+            w.raw(",\"errors\":[")
+            for (i, e) in errors.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"field\":"); w.string(e.field)
+                w.raw(",\"message\":"); w.string(e.message)
+                w.raw("}")
+            }
+            w.raw("]")
+        }
+        for (k, v) in extensions {
+            w.raw(","); w.key(k); w.string(v)
+        }
+        w.raw("}")
+        return w.string
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/problem+json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    // Common problems.
+    public static func badParameter(_ name: String, _ message: String) -> Problem {
+        Problem(.badRequest, detail: "invalid parameter \(name): \(message)", errors: [.init(field: name, message: message)])
+    }
+
+    public static func validation(_ errors: [FieldProblem]) -> Problem {
+        Problem(.unprocessableContent, title: "Validation failed", detail: "the request has \(errors.count) invalid field(s)", errors: errors)
+    }
+
+    public static func unavailable(_ dependency: String) -> Problem {
+        Problem(.serviceUnavailable, detail: "\(dependency) is unavailable; retry later", headers: [.retryAfter: "1"])
+    }
+}
+
+extension Response {
+    /// A JSON response from already serialized bytes.
+    public static func json(_ status: HTTPResponse.Status = .ok, _ body: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    public static func json(_ status: HTTPResponse.Status = .ok, bytes: [UInt8], headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

@@ -1,0 +1,57 @@
+/// The environment variables every process reads (the contract's table).
+public struct ServiceConfiguration: Sendable {
+    public var databaseURL: String
+    public var elasticsearchURL: String
+    public var elasticsearchAPIKey: String?
+    public var elasticsearchUsername: String?
+    public var elasticsearchPassword: String?
+    public var elasticsearchCACert: String?
+    public var ordersIndex: String
+    public var writeAPIAddress: HostAndPort
+    public var searchAPIAddress: HostAndPort
+    public var indexerMetricsAddress: HostAndPort
+    public var adminToken: String?
+
+    public static let defaults = ServiceConfiguration(environment: [:])
+
+    public init(environment: [String: String]) {
+        func value(_ key: String) -> String? {
+            guard let v = environment[key], !v.isEmpty else { return nil }
+            return v
+        }
+        databaseURL = value("DATABASE_URL") ?? "postgresql://orders@127.0.0.1:5432/orders"
+        elasticsearchURL = value("ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200"
+        elasticsearchAPIKey = value("ELASTICSEARCH_API_KEY")
+        elasticsearchUsername = value("ELASTICSEARCH_USERNAME")
+        elasticsearchPassword = value("ELASTICSEARCH_PASSWORD")
+        elasticsearchCACert = value("ELASTICSEARCH_CA_CERT")
+        ordersIndex = value("ORDERS_INDEX") ?? "orders"
+        writeAPIAddress = value("WRITE_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8080)
+        searchAPIAddress = value("SEARCH_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8081)
+        indexerMetricsAddress = value("INDEXER_METRICS_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8082)
+        adminToken = value("ADMIN_TOKEN")
+    }
+}
+
+/// `host:port` (IPv6 hosts in brackets: `[::1]:8080`).
+public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
