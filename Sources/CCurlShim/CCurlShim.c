@@ -24,3 +24,6 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
 CURLcode ccurl_getinfo_double(CURL *handle, CURLINFO info, double *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+CURLcode ccurl_setopt_header_function(CURL *handle, ccurl_write_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
+}

@@ -79,6 +79,19 @@ public final class PostgresPool: Sendable {
         }
     }
 
+    /// Holds one connection across suspension points (for work that interleaves
+    /// database statements with other I/O, like a claim transaction kept open
+    /// until Elasticsearch acknowledged). Each `run` hops to the pool's thread.
+    public func withReservedConnection<T: Sendable>(_ body: (ReservedConnection) async throws -> T) async throws -> T {
+        let connection = try await acquire()
+        defer { release(connection) }
+        let reserved = ReservedConnection(connection: connection, threadPool: threadPool)
+        try await reserved.run { connection in
+            if !connection.isHealthy { try connection.reconnect() }
+        }
+        return try await body(reserved)
+    }
+
     /// Runs `body` inside a transaction, committing on return and rolling back on
     /// throw. Serialization failures and deadlocks run the whole body again (with
     /// jittered backoff), so the body must be free of side effects outside the database.
@@ -247,5 +260,24 @@ public final class PostgresPool: Sendable {
             return nil
         }
         waiter?.continuation.resume(returning: connection)
+    }
+}
+
+/// A connection held by one task; statements run on the pool's threads.
+public struct ReservedConnection: Sendable {
+    let connection: PostgresConnection
+    let threadPool: NIOThreadPool
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await threadPool.runIfActive { try body(connection) }
+    }
+
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws -> PostgresRows {
+        try await run { try $0.query(sql, parameters) }
+    }
+
+    public func execute(_ sql: StaticString) async throws {
+        try await run { try $0.execute(sql) }
     }
 }

@@ -12,6 +12,7 @@ CURLcode ccurl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *
 
 typedef size_t (*ccurl_write_callback)(char *ptr, size_t size, size_t nmemb, void *userdata);
 CURLcode ccurl_setopt_write_function(CURL *handle, ccurl_write_callback callback);
+CURLcode ccurl_setopt_header_function(CURL *handle, ccurl_write_callback callback);
 
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_double(CURL *handle, CURLINFO info, double *value);

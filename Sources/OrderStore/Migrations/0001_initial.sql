@@ -1,8 +1,10 @@
+-- Identifiers use the "C" collation: byte order, the same order Elasticsearch
+-- sorts keywords in, so PostgreSQL and the index can be walked in step.
 -- Write model: normalized customers, orders and order lines; the outbox that
 -- feeds the read side; idempotency keys for safe client retries.
 
 CREATE TABLE customers (
-    id          text PRIMARY KEY,
+    id          text COLLATE "C" PRIMARY KEY,
     version     integer NOT NULL CHECK (version >= 1),
     name        text NOT NULL,
     email       text NOT NULL,
@@ -14,10 +16,10 @@ CREATE TABLE customers (
 CREATE UNIQUE INDEX customers_email_key ON customers (lower(email));
 
 CREATE TABLE orders (
-    id                 text PRIMARY KEY,
+    id                 text COLLATE "C" PRIMARY KEY,
     version            integer NOT NULL CHECK (version >= 1),
     status             text NOT NULL CHECK (status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled')),
-    customer_id        text NOT NULL REFERENCES customers (id),
+    customer_id        text COLLATE "C" NOT NULL REFERENCES customers (id),
     currency           char(3) NOT NULL,
     total              numeric(16, 2) NOT NULL CHECK (total > 0),
     ship_line1         text NOT NULL,
@@ -40,7 +42,7 @@ CREATE TABLE orders (
 CREATE INDEX orders_customer_id_idx ON orders (customer_id, id);
 
 CREATE TABLE order_items (
-    order_id    text NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    order_id    text COLLATE "C" NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
     position    integer NOT NULL,
     sku         text NOT NULL,
     name        text NOT NULL,

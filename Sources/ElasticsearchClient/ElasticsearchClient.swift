@@ -1,0 +1,237 @@
+import JSONSupport
+import Logging
+
+/// An Elasticsearch 8 / OpenSearch failure. Never carries a request or response
+/// body, so it can be logged and mapped to a client response safely.
+public struct ElasticsearchError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// Could not connect, or the connection broke.
+        case unavailable
+        case timeout
+        /// The cluster answered with an HTTP error status.
+        case http
+        /// The cluster answered something that is not the expected JSON.
+        case malformedResponse
+    }
+
+    public let code: Code
+    public let status: Int?
+    /// `error.type` from the cluster's error body (for logs), never its reason text.
+    public let errorType: String?
+
+    public var description: String {
+        var s = "ElasticsearchError(\(code.rawValue)"
+        if let status { s += ", status \(status)" }
+        if let errorType { s += ", \(errorType)" }
+        return s + ")"
+    }
+
+    /// Worth retrying later: the cluster is away, overloaded or timing out.
+    public var isTransient: Bool {
+        switch code {
+        case .unavailable, .timeout: true
+        case .http: status == 429 || (status ?? 0) >= 500
+        case .malformedResponse: false
+        }
+    }
+}
+
+/// The subset of the Elasticsearch HTTP API the order system needs, portable
+/// between Elasticsearch 8 and OpenSearch (see ES-COMPAT.md): plain JSON media
+/// types, status-code based classification, explicit index names.
+public final class ElasticsearchClient: Sendable {
+    public struct Configuration: Sendable {
+        public var baseURL: String
+        public var apiKey: String?
+        public var username: String?
+        public var password: String?
+        public var caFile: String?
+        public var connectTimeout: Duration = .seconds(2)
+        public var requestTimeout: Duration = .seconds(30)
+        public var connections: Int = 4
+
+        public init(baseURL: String, apiKey: String? = nil, username: String? = nil, password: String? = nil, caFile: String? = nil) {
+            self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+            self.apiKey = apiKey
+            self.username = username
+            self.password = password
+            self.caFile = caFile
+        }
+    }
+
+    public let configuration: Configuration
+    let http: CurlHTTPClient
+    private let defaultHeaders: [(String, String)]
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        var httpConfiguration = CurlHTTPClient.Configuration()
+        httpConfiguration.connectTimeout = configuration.connectTimeout
+        httpConfiguration.requestTimeout = configuration.requestTimeout
+        httpConfiguration.caFile = configuration.caFile
+        httpConfiguration.threads = configuration.connections
+        if configuration.apiKey == nil, let user = configuration.username, let password = configuration.password {
+            httpConfiguration.basicAuth = .init(username: user, password: password)
+        }
+        http = CurlHTTPClient(configuration: httpConfiguration)
+        defaultHeaders = Self.authorizationHeaders(configuration)
+    }
+
+    /// `Authorization: ApiKey <base64(id:key)>` when an API key is configured
+    /// (basic auth is handled by libcurl itself).
+    static func authorizationHeaders(_ configuration: Configuration) -> [(String, String)] {
+        guard let apiKey = configuration.apiKey else { return [] }
+        return [("Authorization", "ApiKey \(apiKey)")]
+    }
+
+    public func shutdown() async { await http.shutdown() }
+
+    // MARK: - raw requests
+
+    /// Sends a request and returns status and body; HTTP error statuses are
+    /// returned, transport failures thrown.
+    public func send(_ method: String, _ path: String, json body: [UInt8]? = nil, contentType: String = "application/json",
+                     timeout: Duration? = nil) async throws(ElasticsearchError) -> HTTPResponse {
+        var headers = defaultHeaders
+        if body != nil { headers.append(("Content-Type", contentType)) }
+        do {
+            return try await http.execute(method: method, url: configuration.baseURL + path, headers: headers, body: body, timeout: timeout)
+        } catch let error as TransportError {
+            throw ElasticsearchError(code: error.kind == .timeout ? .timeout : .unavailable, status: nil, errorType: nil)
+        } catch {
+            throw ElasticsearchError(code: .unavailable, status: nil, errorType: nil)
+        }
+    }
+
+    /// Sends a request and parses a 2xx JSON answer; other statuses throw `.http`.
+    public func request(_ method: String, _ path: String, json body: [UInt8]? = nil, timeout: Duration? = nil) async throws(ElasticsearchError) -> JSONValue {
+        let response = try await send(method, path, json: body, timeout: timeout)
+        guard (200..<300).contains(response.status) else { throw Self.httpError(response) }
+        do { return try JSONParser.parse(response.body) } catch {
+            throw ElasticsearchError(code: .malformedResponse, status: response.status, errorType: nil)
+        }
+    }
+
+    static func httpError(_ response: HTTPResponse) -> ElasticsearchError {
+        let parsed = try? JSONParser.parse(response.body)
+        let type = parsed?["error"]?["type"]?.stringValue
+        return ElasticsearchError(code: .http, status: response.status, errorType: type)
+    }
+
+    // MARK: - cluster
+
+    /// `GET /`: reachable and answering.
+    public func ping() async -> Bool {
+        (try? await send("GET", "/", timeout: .seconds(2)).status) == 200
+    }
+
+    // MARK: - indices and aliases
+
+    public func indexExists(_ name: String) async throws(ElasticsearchError) -> Bool {
+        let response = try await send("HEAD", "/\(Self.escape(name))")
+        switch response.status {
+        case 200: return true
+        case 404: return false
+        default: throw Self.httpError(response)
+        }
+    }
+
+    /// Creates an index; returns false when it already exists.
+    @discardableResult
+    public func createIndex(_ name: String, body: [UInt8]) async throws(ElasticsearchError) -> Bool {
+        let response = try await send("PUT", "/\(Self.escape(name))", json: body)
+        if (200..<300).contains(response.status) { return true }
+        if response.status == 400, Self.httpError(response).errorType == "resource_already_exists_exception" { return false }
+        throw Self.httpError(response)
+    }
+
+    /// Deletes one index by exact name (never a wildcard); false if it did not exist.
+    @discardableResult
+    public func deleteIndex(_ name: String) async throws(ElasticsearchError) -> Bool {
+        precondition(!name.contains("*") && !name.contains(",") && name != "_all", "indices are deleted by exact name only")
+        let response = try await send("DELETE", "/\(Self.escape(name))")
+        if (200..<300).contains(response.status) { return true }
+        if response.status == 404 { return false }
+        throw Self.httpError(response)
+    }
+
+    /// Concrete indices the alias points at (empty when the alias does not exist).
+    public func aliasTargets(_ alias: String) async throws(ElasticsearchError) -> [String] {
+        let response = try await send("GET", "/_alias/\(Self.escape(alias))")
+        if response.status == 404 { return [] }
+        guard response.status == 200 else { throw Self.httpError(response) }
+        guard case .object(let object)? = try? JSONParser.parse(response.body) else {
+            throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil)
+        }
+        return object.keys.sorted()
+    }
+
+    public enum AliasAction: Sendable {
+        /// `remove` with `must_exist: true`, so a concurrent change fails the whole call.
+        case remove(index: String, alias: String)
+        case add(index: String, alias: String)
+    }
+
+    /// Applies all actions atomically in one `_aliases` call.
+    public func updateAliases(_ actions: [AliasAction]) async throws(ElasticsearchError) {
+        var w = JSONWriter()
+        w.raw("{\"actions\":[")
+        for (i, action) in actions.enumerated() {
+            if i > 0 { w.raw(",") }
+            switch action {
+            case .remove(let index, let alias):
+                w.raw("{\"remove\":{\"index\":"); w.string(index); w.raw(",\"alias\":"); w.string(alias); w.raw(",\"must_exist\":true}}")
+            case .add(let index, let alias):
+                w.raw("{\"add\":{\"index\":"); w.string(index); w.raw(",\"alias\":"); w.string(alias); w.raw(",\"is_write_index\":true}}")
+            }
+        }
+        w.raw("]}")
+        _ = try await request("POST", "/_aliases", json: w.bytes)
+    }
+
+    public func refresh(_ index: String) async throws(ElasticsearchError) {
+        _ = try await request("POST", "/\(Self.escape(index))/_refresh")
+    }
+
+    // MARK: - documents
+
+    public func search(_ index: String, body: [UInt8], timeout: Duration? = nil) async throws(ElasticsearchError) -> JSONValue {
+        try await request("POST", "/\(Self.escape(index))/_search", json: body, timeout: timeout)
+    }
+
+    public func count(_ index: String, query: JSONValue? = nil) async throws(ElasticsearchError) -> Int {
+        let body: [UInt8]? = query.map { JSONValue.object(JSONObject([("query", $0)])).serializedBytes }
+        let result = try await request("POST", "/\(Self.escape(index))/_count", json: body)
+        guard let count = result["count"]?.intValue else { throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil) }
+        return count
+    }
+
+    /// The stored document's `_source` and `_version`, or nil when absent.
+    public func get(_ index: String, id: String) async throws(ElasticsearchError) -> (source: JSONValue, version: Int64)? {
+        let response = try await send("GET", "/\(Self.escape(index))/_doc/\(Self.escape(id))")
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw Self.httpError(response) }
+        guard let parsed = try? JSONParser.parse(response.body), let source = parsed["_source"],
+              let version = parsed["_version"]?.int64Value
+        else { throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil) }
+        return (source, version)
+    }
+
+    /// Percent-encodes a path segment (ids are opaque strings).
+    public static func escape(_ segment: String) -> String {
+        var out = ""
+        for byte in segment.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(hex[Int(byte >> 4)])
+                out.unicodeScalars.append(hex[Int(byte & 15)])
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import Logging
+import NIOPosix
+import Synchronization
+
+public struct HTTPResponse: Sendable {
+    public let status: Int
+    /// Header names in lower case.
+    public let headers: [(String, String)]
+    public let body: [UInt8]
+
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.0 == lower }?.1
+    }
+
+    public var bodyString: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A failure below HTTP: no connection, timeout, TLS. Carries no request data.
+public struct TransportError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case connection, timeout, tls }
+    public let kind: Kind
+    public let curlCode: Int
+    public var description: String { "TransportError(\(kind.rawValue), curl code \(curlCode))" }
+}
+
+/// A small blocking-libcurl HTTP client whose calls run on its own threads
+/// (never on Swift's cooperative pool). Easy handles are pooled so TCP
+/// connections are kept alive between requests.
+public final class CurlHTTPClient: Sendable {
+    public struct Configuration: Sendable {
+        public var connectTimeout: Duration = .seconds(2)
+        public var requestTimeout: Duration = .seconds(30)
+        public var caFile: String?
+        public var basicAuth: BasicAuth?
+        public var threads: Int = 4
+
+        public struct BasicAuth: Sendable {
+            public var username: String
+            public var password: String
+            public init(username: String, password: String) {
+                self.username = username
+                self.password = password
+            }
+        }
+
+        public init() {}
+    }
+
+    private let configuration: Configuration
+    private let threadPool: NIOThreadPool
+    private let handles = Mutex<[UnsafeSendableBox<CurlEasy>]>([])
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.threads))
+        threadPool.start()
+    }
+
+    public func shutdown() async {
+        try? await threadPool.shutdownGracefully()
+        handles.withLock { $0.removeAll() }
+    }
+
+    public func execute(
+        method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeout: Duration? = nil
+    ) async throws -> HTTPResponse {
+        let configuration = self.configuration
+        let timeoutMs = Self.milliseconds(timeout ?? configuration.requestTimeout)
+        let connectMs = Self.milliseconds(configuration.connectTimeout)
+        return try await threadPool.runIfActive { [self] in
+            let box = handles.withLock { $0.popLast() } ?? UnsafeSendableBox(CurlEasy())
+            let result = box.value.perform(
+                method: method, url: url, headers: headers, body: body, connectTimeoutMs: connectMs, timeoutMs: timeoutMs,
+                tls: .init(caFile: configuration.caFile),
+                basicAuth: configuration.basicAuth.map { ($0.username, $0.password) }
+            )
+            handles.withLock { $0.append(box) }
+            return try result.get()
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> Int {
+        Int(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// A handle that is only ever used by one thread at a time: it moves between the
+/// pool's threads through the mutex-guarded free list above.
+struct UnsafeSendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

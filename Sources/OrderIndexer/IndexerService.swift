@@ -1,0 +1,147 @@
+import ElasticsearchClient
+import Logging
+import Metrics
+import PostgresClient
+import ReadModel
+import ServiceLifecycle
+
+/// The `order-indexer` process's work: several outbox workers woken by NOTIFY
+/// (with polling as the fallback), a watchdog that rebuilds the index from
+/// PostgreSQL when it disappears, and a sampler for backlog and lag gauges.
+public struct IndexerService: Service {
+    public struct Configuration: Sendable {
+        public var workers = 2
+        public var pollInterval: Duration = .seconds(1)
+        /// Lets a burst of commits gather into one batch ("batch by time").
+        public var batchDelay: Duration = .milliseconds(2)
+        public var aliasCheckInterval: Duration = .seconds(5)
+        public var processor = OutboxProcessor.Configuration()
+        public var rebuildBatchSize = 1000
+        public init() {}
+    }
+
+    let pool: PostgresPool
+    let client: ElasticsearchClient
+    let layout: IndexLayout
+    let configuration: Configuration
+    let databaseURL: String
+    let logger: Logger
+
+    public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, databaseURL: String,
+                configuration: Configuration = .init(), logger: Logger) {
+        self.pool = pool
+        self.client = client
+        self.layout = layout
+        self.databaseURL = databaseURL
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    var writer: BulkWriter { BulkWriter(client: client, logger: logger) }
+
+    var processor: OutboxProcessor {
+        OutboxProcessor(pool: pool, writer: writer, layout: layout, configuration: configuration.processor, logger: logger)
+    }
+
+    public func run() async throws {
+        let wake = WakeSignal()
+        let listener = PostgresListener(connectionString: databaseURL, channel: "outbox", logger: logger)
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in listener.notifications() { wake.signal() }
+            }
+            group.addTask { await self.watchAlias(wake: wake) }
+            group.addTask { await self.sampleBacklog() }
+            for worker in 0..<configuration.workers {
+                group.addTask { await self.work(worker, wake: wake) }
+            }
+            // Graceful shutdown: stop taking new batches; a batch in flight finishes
+            // or rolls back, so nothing is lost either way.
+            try? await gracefulShutdown()
+            await listener.stop()
+            group.cancelAll()
+        }
+        logger.info("indexer stopped")
+    }
+
+    private func work(_ worker: Int, wake: WakeSignal) async {
+        var logger = self.logger
+        logger[metadataKey: "indexer.worker"] = "\(worker)"
+        var failures = 0
+        while !Task.isCancelled {
+            let generation = wake.generation
+            do {
+                let processed = try await processor.processBatch()
+                failures = 0
+                if processed > 0 { continue }
+                await wake.wait(after: generation, timeout: configuration.pollInterval)
+                if !Task.isCancelled { try? await Task.sleep(for: configuration.batchDelay) }
+            } catch is CancellationError {
+                return
+            } catch OutboxProcessor.ProcessError.indexMissing {
+                logger.warning("order index missing; rebuilding")
+                await rebuildIfMissing()
+                try? await Task.sleep(for: .milliseconds(200))
+            } catch {
+                failures += 1
+                logger.warning("batch failed; will retry", metadata: ["error": "\(error)", "indexer.failures": "\(failures)"])
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    private func watchAlias(wake: WakeSignal) async {
+        while !Task.isCancelled {
+            await rebuildIfMissing()
+            try? await Task.sleep(for: configuration.aliasCheckInterval)
+        }
+    }
+
+    /// Creates index and alias when missing and refills the new index from
+    /// PostgreSQL. An advisory lock makes exactly one indexer process do it;
+    /// workers go on indexing new events meanwhile (external versions keep
+    /// the overlap harmless).
+    func rebuildIfMissing() async {
+        do {
+            if try await !client.aliasTargets(layout.alias).isEmpty { return }
+            try await pool.withReservedConnection { connection in
+                let locked = try await connection.query("SELECT pg_try_advisory_lock($1)", [IndexRebuildLock.key]).first?.bool("pg_try_advisory_lock") ?? false
+                guard locked else { return }
+                do {
+                    if let created = try await layout.ensureAlias(client) {
+                        logger.warning("created a new order index; refilling it from PostgreSQL", metadata: ["es.index": "\(created)"])
+                        let loader = FullLoader(pool: pool, writer: writer, batchSize: configuration.rebuildBatchSize, logger: logger)
+                        let summary = try await loader.load(into: layout.alias, throughAlias: true)
+                        logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
+                    }
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock($1)", [IndexRebuildLock.key])
+                    throw error
+                }
+                _ = try await connection.query("SELECT pg_advisory_unlock($1)", [IndexRebuildLock.key])
+            }
+        } catch {
+            logger.warning("could not check or rebuild the order index", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func sampleBacklog() async {
+        let backlog = Gauge(label: "indexer_outbox_backlog")
+        let lag = Gauge(label: "indexer_lag_seconds")
+        while !Task.isCancelled {
+            if let row = try? await pool.query(
+                "SELECT count(*), COALESCE(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 FROM outbox"
+            ).first {
+                backlog.record(Double(row.int(0) ?? 0))
+                lag.record(Double(row.string(1) ?? "0") ?? 0)
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+}
+
+/// Advisory lock ids shared by processes that must not overlap.
+public enum IndexRebuildLock {
+    public static let key: Int64 = 7_238_117_002
+    public static let reindexKey: Int64 = 7_238_117_003
+}

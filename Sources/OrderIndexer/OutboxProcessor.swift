@@ -1,0 +1,186 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import Logging
+import Metrics
+import PostgresClient
+import ReadModel
+
+/// Claims a batch of outbox events, indexes the documents they affect and
+/// deletes the events in the same transaction once Elasticsearch acknowledged.
+///
+/// Why this is gap-safe and multi-worker safe: rows are claimed with
+/// `FOR UPDATE SKIP LOCKED` and deleted, never skipped by an offset, so a
+/// transaction that commits after later-numbered ones simply has its rows
+/// claimed later. A crash rolls the claim back and the rows return. Documents
+/// are rebuilt from the current database state and written with external
+/// versions, so duplicates and reordering between workers are harmless.
+public struct OutboxProcessor: Sendable {
+    public struct Configuration: Sendable {
+        public var batchSize = 500
+        /// Orders per bulk request when a customer change fans out.
+        public var fanOutChunk = 500
+        public init() {}
+    }
+
+    let pool: PostgresPool
+    let writer: BulkWriter
+    let layout: IndexLayout
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, logger: Logger) {
+        self.pool = pool
+        self.writer = writer
+        self.layout = layout
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    struct ClaimedEvent {
+        let id: Int64
+        let aggregateType: String
+        let aggregateID: String
+        let aggregateVersion: Int
+        let eventType: String
+        let payload: String
+        let occurredAtMs: Int64
+        let createdAtUs: Int64
+    }
+
+    public enum ProcessError: Error, CustomStringConvertible {
+        /// The alias is gone (an empty cluster): the claim was rolled back.
+        case indexMissing
+        public var description: String { "the order index is missing" }
+    }
+
+    static let claimSQL = """
+        DELETE FROM outbox WHERE id IN (
+            SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, payload::text,
+                  (extract(epoch FROM occurred_at) * 1000)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint
+        """
+
+    /// Processes one batch; returns the number of events it consumed (0 when the outbox was empty).
+    public func processBatch() async throws -> Int {
+        try await pool.withReservedConnection { connection in
+            try await connection.execute("BEGIN")
+            do {
+                let count = try await process(on: connection)
+                try await connection.execute("COMMIT")
+                return count
+            } catch {
+                try? await connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private func process(on connection: ReservedConnection) async throws -> Int {
+        let rows = try await connection.query(Self.claimSQL, [configuration.batchSize])
+        guard !rows.isEmpty else { return 0 }
+        let events = rows.map {
+            ClaimedEvent(id: $0.int64(0)!, aggregateType: $0.string(1)!, aggregateID: $0.string(2)!, aggregateVersion: $0.int(3)!,
+                         eventType: $0.string(4)!, payload: $0.string(5)!, occurredAtMs: $0.int64(6)!, createdAtUs: $0.int64(7)!)
+        }
+        // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
+        // a target waits until this batch is done with it.
+        let shadows = try await connection.query("SELECT index_name FROM index_targets ORDER BY index_name FOR SHARE").map { $0.string(0)! }
+
+        var orderIDs: [String] = []
+        var seen = Set<String>()
+        var eventsByOrder: [String: [ClaimedEvent]] = [:]
+        var customerEvents: [ClaimedEvent] = []
+        for event in events {
+            if event.aggregateType == "order" {
+                if seen.insert(event.aggregateID).inserted { orderIDs.append(event.aggregateID) }
+                eventsByOrder[event.aggregateID, default: []].append(event)
+            } else {
+                customerEvents.append(event)
+            }
+        }
+        var rejected: [(ClaimedEvent, Int, String?)] = []
+        for chunk in orderIDs.chunked(configuration.fanOutChunk) {
+            for (id, status, type) in try await index(ids: Array(chunk), shadows: shadows, on: connection) {
+                for event in eventsByOrder[id] ?? [] { rejected.append((event, status, type)) }
+            }
+        }
+        // A customer change re-indexes every order of that customer, in chunks.
+        for event in Dictionary(grouping: customerEvents, by: \.aggregateID).values.compactMap({ $0.max { $0.id < $1.id } }) {
+            var after: String?
+            while true {
+                let cursor = after
+                let ids = try await connection.run {
+                    try OrderDocumentSource.orderIDs(ofCustomer: event.aggregateID, after: cursor, limit: configuration.fanOutChunk, on: $0)
+                }
+                guard let last = ids.last else { break }
+                if let (_, status, type) = try await index(ids: ids, shadows: shadows, on: connection).first {
+                    rejected.append((event, status, type))
+                }
+                after = last
+            }
+        }
+        for (event, status, type) in rejected {
+            try await connection.query(
+                """
+                INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
+                VALUES ($1, $2, $3, $4, $5::jsonb, 'epoch'::timestamptz + $6::bigint * interval '1 millisecond', $7, $8)
+                """,
+                [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, event.payload, event.occurredAtMs, status, type]
+            )
+            Counter(label: "indexer_dead_letters_total").increment()
+            logger.error("document rejected; event dead-lettered",
+                         metadata: ["order.aggregate_id": "\(event.aggregateID)", "es.status": "\(status)", "es.error_type": "\(type ?? "-")"])
+        }
+        // Acknowledged: record how long each event took from its commit.
+        let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let lagTimer = Timer(label: "indexer_commit_to_ack_seconds")
+        for event in events { lagTimer.recordNanoseconds(max(0, nowUs - event.createdAtUs) * 1000) }
+        Counter(label: "indexer_events_total").increment(by: events.count)
+        return events.count
+    }
+
+    /// Indexes the current documents of `ids` into the alias and every shadow target;
+    /// returns the ids Elasticsearch rejected permanently.
+    private func index(ids: [String], shadows: [String], on connection: ReservedConnection) async throws -> [(String, Int, String?)] {
+        let documents = try await connection.run { try OrderDocumentSource.documents(ids: ids, on: $0) }
+        guard !documents.isEmpty else { return [] }
+        let targets = [(layout.alias, true)] + shadows.map { ($0, false) }
+        let itemCount = documents.count * targets.count
+        let outcomes = try await writer.write({ include in
+            var request = BulkRequest()
+            var position = 0
+            for (target, isAlias) in targets {
+                for document in documents {
+                    if include(position) {
+                        request.index(target, id: document.orderID, version: document.externalVersion, requireAlias: isAlias) {
+                            document.writeJSON(into: &$0)
+                        }
+                    }
+                    position += 1
+                }
+            }
+            return request
+        }, count: itemCount)
+        var rejected: [(String, Int, String?)] = []
+        for (position, outcome) in outcomes.enumerated() {
+            let document = documents[position % documents.count]
+            switch outcome {
+            case .applied, .stale: continue
+            case .indexMissing where position < documents.count: throw ProcessError.indexMissing
+            case .indexMissing: continue  // a shadow index a failed reindex already dropped
+            case .rejected(let status, let type): if position < documents.count { rejected.append((document.orderID, status, type)) }
+            case .retry: continue
+            }
+        }
+        Counter(label: "indexer_documents_indexed_total").increment(by: documents.count)
+        return rejected
+    }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+

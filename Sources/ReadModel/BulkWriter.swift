@@ -1,0 +1,71 @@
+import ElasticsearchClient
+import Logging
+import Metrics
+
+/// Sends bulk requests until every item has a final outcome: transient
+/// failures (connection, timeout, 429, 5xx — whole request or single items)
+/// are retried with exponential backoff and full jitter, never dropped.
+public struct BulkWriter: Sendable {
+    public let client: ElasticsearchClient
+    let logger: Logger
+    public var maxBackoff: Duration = .seconds(10)
+    public var initialBackoff: Duration = .milliseconds(50)
+
+    public init(client: ElasticsearchClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Final outcome per item: `.applied`, `.stale`, `.rejected` or `.indexMissing`.
+    /// Returns only when no item needs a retry (or the task is cancelled).
+    public func write(_ build: (_ include: (Int) -> Bool) -> BulkRequest, count: Int) async throws -> [BulkItemOutcome] {
+        var outcomes = [BulkItemOutcome?](repeating: nil, count: count)
+        var pending = Array(0..<count)
+        var attempt = 0
+        while !pending.isEmpty {
+            try Task.checkCancellation()
+            let pendingSet = Set(pending)
+            let request = build { pendingSet.contains($0) }
+            let start = ContinuousClock.now
+            let sent: Result<[BulkItemOutcome], ElasticsearchError>
+            do { sent = .success(try await client.bulk(request)) } catch { sent = .failure(error) }
+            switch sent {
+            case .success(let results):
+                Timer(label: "indexer_bulk_duration_seconds").recordDuration(ContinuousClock.now - start)
+                var stillPending: [Int] = []
+                for (position, index) in pending.enumerated() {
+                    if case .retry = results[position] {
+                        stillPending.append(index)
+                    } else {
+                        outcomes[index] = results[position]
+                    }
+                }
+                if stillPending.isEmpty { return outcomes.map { $0 ?? .applied } }
+                Counter(label: "indexer_bulk_item_retries_total").increment(by: stillPending.count)
+                logger.warning("bulk items to retry", metadata: ["es.items": "\(stillPending.count)", "es.attempt": "\(attempt)"])
+                pending = stillPending
+            case .failure(let error) where error.isTransient:
+                Counter(label: "indexer_bulk_retries_total").increment()
+                logger.warning("bulk request failed; retrying", metadata: ["es.error": "\(error)", "es.attempt": "\(attempt)"])
+            case .failure(let error):
+                throw error
+            }
+            attempt += 1
+            try await Task.sleep(for: backoff(attempt: attempt))
+        }
+        return outcomes.map { $0 ?? .applied }
+    }
+
+    func backoff(attempt: Int) -> Duration {
+        let exponential = initialBackoff * (1 << min(attempt, 16))
+        let capped = min(exponential, maxBackoff)
+        let ms = Int(capped.components.seconds * 1000 + capped.components.attoseconds / 1_000_000_000_000_000)
+        return .milliseconds(Int.random(in: max(1, ms / 2)...max(1, ms)))
+    }
+}
+
+extension Timer {
+    public func recordDuration(_ duration: Duration) {
+        recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+}

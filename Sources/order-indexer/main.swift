@@ -1,0 +1,28 @@
+import ElasticsearchClient
+import Logging
+import OrderIndexer
+import PostgresClient
+import ReadModel
+import ServiceSupport
+
+let logger = Observability.bootstrap(label: "order-indexer")
+let environment = ProcessInfoEnvironment.all
+let configuration = ServiceConfiguration(environment: environment)
+var indexerConfiguration = IndexerService.Configuration()
+if let workers = environment["INDEXER_WORKERS"].flatMap(Int.init), workers > 0 { indexerConfiguration.workers = workers }
+if let batch = environment["INDEXER_BATCH_SIZE"].flatMap(Int.init), batch > 0 { indexerConfiguration.processor.batchSize = batch }
+
+let pool = PostgresPool(
+    configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 2, applicationName: "order-indexer"),
+    logger: logger
+)
+let client = ElasticsearchClient(configuration, connections: indexerConfiguration.workers + 1)
+let indexer = IndexerService(
+    pool: pool, client: client, layout: IndexLayout(alias: configuration.ordersIndex), databaseURL: configuration.databaseURL,
+    configuration: indexerConfiguration, logger: logger
+)
+let metrics = buildIndexerMetricsApplication(pool: pool, client: client, address: configuration.indexerMetricsAddress, logger: logger)
+logger.info("starting", metadata: ["indexer.workers": "\(indexerConfiguration.workers)", "es.alias": "\(configuration.ordersIndex)"])
+try await runUntilSignalled([indexer, metrics], logger: logger)
+await client.shutdown()
+await pool.shutdown()
