@@ -50,6 +50,16 @@ public final class ElasticsearchClient: Sendable {
         public var requestTimeout: Duration = .seconds(30)
         public var connections: Int = 4
 
+        /// From the contract's variables: `ELASTICSEARCH_URL`, `ELASTICSEARCH_API_KEY`,
+        /// `ELASTICSEARCH_USERNAME` + `ELASTICSEARCH_PASSWORD`, `ELASTICSEARCH_CA_CERT`.
+        public init(environment: [String: String], connections: Int = 4) {
+            func value(_ key: String) -> String? { environment[key].flatMap { $0.isEmpty ? nil : $0 } }
+            self.init(baseURL: value("ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200", apiKey: value("ELASTICSEARCH_API_KEY"),
+                      username: value("ELASTICSEARCH_USERNAME"), password: value("ELASTICSEARCH_PASSWORD"),
+                      caFile: value("ELASTICSEARCH_CA_CERT"))
+            self.connections = connections
+        }
+
         public init(baseURL: String, apiKey: String? = nil, username: String? = nil, password: String? = nil, caFile: String? = nil) {
             self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
             self.apiKey = apiKey

@@ -26,15 +26,3 @@ public func buildIndexerMetricsApplication(
     )
 }
 
-extension ElasticsearchClient {
-    /// A client configured from the contract's environment variables.
-    public convenience init(_ configuration: ServiceConfiguration, connections: Int = 4) {
-        var settings = ElasticsearchClient.Configuration(
-            baseURL: configuration.elasticsearchURL, apiKey: configuration.elasticsearchAPIKey,
-            username: configuration.elasticsearchUsername, password: configuration.elasticsearchPassword,
-            caFile: configuration.elasticsearchCACert
-        )
-        settings.connections = connections
-        self.init(configuration: settings)
-    }
-}

@@ -16,7 +16,7 @@ let pool = PostgresPool(
     configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 2, applicationName: "order-indexer"),
     logger: logger
 )
-let client = ElasticsearchClient(configuration, connections: indexerConfiguration.workers + 1)
+let client = ElasticsearchClient(configuration: .init(environment: environment, connections: indexerConfiguration.workers + 1))
 let indexer = IndexerService(
     pool: pool, client: client, layout: IndexLayout(alias: configuration.ordersIndex), databaseURL: configuration.databaseURL,
     configuration: indexerConfiguration, logger: logger

@@ -1,0 +1,127 @@
+import JSONSupport
+import OrderDomain
+
+/// Builds the Elasticsearch request for a search. User text only ever appears
+/// as the `query` of `multi_match` or as a `term` value: never as query syntax.
+struct SearchQuery {
+    let parameters: SearchParameters
+    /// search_after values from the cursor, if any.
+    let searchAfter: [JSONValue]?
+
+    static let totalBuckets: [(key: String, from: String, to: String?)] = [
+        ("0-50", "0", "50"), ("50-100", "50", "100"), ("100-250", "100", "250"), ("250-1000", "250", "1000"), ("1000-", "1000", nil),
+    ]
+
+    /// Highlight field in the index → field name in the API response.
+    static let highlightFields: [(index: String, api: String)] = [
+        ("customer.name", "customer.name"), ("customer.email.text", "customer.email"), ("item_names", "items.name"),
+        ("item_skus.text", "items.sku"), ("note", "note"), ("shipping_city", "shipping_city"), ("tracking_number.text", "tracking_number"),
+    ]
+
+    /// Field names of the sort, in order (the cursor validates against them).
+    var sortFields: [String] {
+        switch parameters.sort {
+        case .relevance: ["_score", "created_at", "order_id"]
+        case .createdAtDescending, .createdAt: ["created_at", "order_id"]
+        case .total, .totalDescending: ["total", "order_id"]
+        }
+    }
+
+    var sort: JSONValue {
+        switch parameters.sort {
+        case .relevance: [["_score": "desc"], ["created_at": "desc"], ["order_id": "asc"]]
+        case .createdAtDescending: [["created_at": "desc"], ["order_id": "asc"]]
+        case .createdAt: [["created_at": "asc"], ["order_id": "asc"]]
+        case .total: [["total": "asc"], ["order_id": "asc"]]
+        case .totalDescending: [["total": "desc"], ["order_id": "asc"]]
+        }
+    }
+
+    enum Facet: CaseIterable { case status, country, currency, total, created }
+
+    func facetFilters(except excluded: Facet?) -> [JSONValue] {
+        var filters: [JSONValue] = []
+        if excluded != .status, !parameters.statuses.isEmpty { filters.append(["terms": ["status": .array(parameters.statuses.map { .string($0) })]]) }
+        if excluded != .country, !parameters.countries.isEmpty {
+            filters.append(["terms": ["shipping_country": .array(parameters.countries.map { .string($0) })]])
+        }
+        if excluded != .currency, !parameters.currencies.isEmpty {
+            filters.append(["terms": ["currency": .array(parameters.currencies.map { .string($0) })]])
+        }
+        if excluded != .total, parameters.totalMin != nil || parameters.totalMax != nil {
+            var range = JSONObject()
+            if let min = parameters.totalMin { range["gte"] = .number(min.description) }
+            if let max = parameters.totalMax { range["lte"] = .number(max.description) }
+            filters.append(["range": ["total": .object(range)]])
+        }
+        if excluded != .created, parameters.createdFrom != nil || parameters.createdTo != nil {
+            var range = JSONObject()
+            if let from = parameters.createdFrom { range["gte"] = .string(from.rfc3339) }
+            if let to = parameters.createdTo { range["lt"] = .string(to.rfc3339) }
+            filters.append(["range": ["created_at": .object(range)]])
+        }
+        return filters
+    }
+
+    var textQuery: JSONValue? {
+        guard let q = parameters.q else { return nil }
+        let text = JSONValue.string(q)
+        return ["bool": [
+            "should": [
+                ["multi_match": [
+                    "query": text, "type": "bool_prefix", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
+                    "fields": ["customer.name^3", "customer.email.text^2", "item_names^2", "item_skus.text^2", "note", "shipping_city",
+                               "tracking_number.text"],
+                ]],
+                ["term": ["order_id": ["value": text, "boost": 10]]],
+                ["term": ["customer.id": ["value": text, "boost": 5]]],
+                ["term": ["customer.email": ["value": text, "boost": 5]]],
+                ["term": ["item_skus": ["value": text, "boost": 5]]],
+                ["term": ["tracking_number": ["value": text, "boost": 5]]],
+            ],
+            "minimum_should_match": 1,
+        ]]
+    }
+
+    func body() -> [UInt8] {
+        var must: [JSONValue] = []
+        if let text = textQuery { must.append(text) }
+        var filter: [JSONValue] = []
+        if !parameters.customerIDs.isEmpty { filter.append(["terms": ["customer.id": .array(parameters.customerIDs.map { .string($0) })]]) }
+        if !parameters.skus.isEmpty { filter.append(["terms": ["item_skus": .array(parameters.skus.map { .string($0) })]]) }
+
+        func filtered(_ facet: Facet, _ aggregation: JSONValue) -> JSONValue {
+            let filters = facetFilters(except: facet)
+            return ["filter": filters.isEmpty ? ["match_all": [:]] : ["bool": ["filter": .array(filters)]], "aggs": ["values": aggregation]]
+        }
+        let termsOrder: JSONValue = [["_count": "desc"], ["_key": "asc"]]
+        var ranges: [JSONValue] = []
+        for bucket in Self.totalBuckets {
+            var range: JSONObject = JSONObject([("key", .string(bucket.key)), ("from", .number(bucket.from))])
+            if let to = bucket.to { range["to"] = .number(to) }
+            ranges.append(.object(range))
+        }
+        var object = JSONObject()
+        object["size"] = .int(parameters.size + 1)  // one extra tells whether another page exists
+        object["track_total_hits"] = true
+        object["query"] = ["bool": ["must": .array(must), "filter": .array(filter)]]
+        let postFilters = facetFilters(except: nil)
+        if !postFilters.isEmpty { object["post_filter"] = ["bool": ["filter": .array(postFilters)]] }
+        object["sort"] = sort
+        if let searchAfter { object["search_after"] = .array(searchAfter) }
+        object["_source"] = ["excludes": ["item_names", "item_skus"]]
+        object["aggs"] = [
+            "status": filtered(.status, ["terms": ["field": "status", "size": .int(parameters.facetSize), "order": termsOrder]]),
+            "country": filtered(.country, ["terms": ["field": "shipping_country", "size": .int(parameters.facetSize), "order": termsOrder]]),
+            "currency": filtered(.currency, ["terms": ["field": "currency", "size": .int(parameters.facetSize), "order": termsOrder]]),
+            "total_range": filtered(.total, ["range": ["field": "total", "ranges": .array(ranges)]]),
+            "created_month": filtered(.created, ["terms": ["field": "created_month", "size": 1200, "order": ["_key": "asc"]]]),
+        ]
+        if parameters.q != nil {
+            var fields = JSONObject()
+            for field in Self.highlightFields { fields[field.index] = ["number_of_fragments": 0] }
+            object["highlight"] = ["pre_tags": ["<mark>"], "post_tags": ["</mark>"], "require_field_match": false, "fields": .object(fields)]
+        }
+        return JSONValue.object(object).serializedBytes
+    }
+}

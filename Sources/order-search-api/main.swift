@@ -1,0 +1,12 @@
+import ElasticsearchClient
+import Logging
+import OrderSearchAPI
+import ServiceSupport
+
+let logger = Observability.bootstrap(label: "order-search-api")
+let configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
+let client = ElasticsearchClient(configuration: .init(environment: ProcessInfoEnvironment.all, connections: 16))
+let app = buildSearchApplication(client: client, alias: configuration.ordersIndex, address: configuration.searchAPIAddress, logger: logger)
+logger.info("starting", metadata: ["http.address": "\(configuration.searchAPIAddress)", "es.alias": "\(configuration.ordersIndex)"])
+try await runUntilSignalled([app], logger: logger)
+await client.shutdown()
