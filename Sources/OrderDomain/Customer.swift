@@ -19,12 +19,18 @@ public struct Customer: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 
-    public static func register(id: String, name: String, email: String, country: String, now: Timestamp) throws(DomainError) -> (Customer, DomainEvent) {
+    /// The rules on customer fields; nil values are not checked (absent from a PATCH).
+    public static func validate(name: String?, email: String?, country: String?) -> [FieldError] {
         var errors = FieldErrors()
-        Rules.text(name, field: "name", max: 200, into: &errors)
-        Rules.email(email, field: "email", into: &errors)
-        Rules.country(country, field: "country", into: &errors)
-        try errors.throwIfAny()
+        if let name { Rules.text(name, field: "name", max: 200, into: &errors) }
+        if let email { Rules.email(email, field: "email", into: &errors) }
+        if let country { Rules.country(country, field: "country", into: &errors) }
+        return errors.errors
+    }
+
+    public static func register(id: String, name: String, email: String, country: String, now: Timestamp) throws(DomainError) -> (Customer, DomainEvent) {
+        let errors = validate(name: name, email: email, country: country)
+        guard errors.isEmpty else { throw .validation(errors) }
         let customer = Customer(id: id, version: 1, name: name, email: email, country: country, createdAt: now, updatedAt: now)
         return (customer, customer.event(.customerRegistered))
     }
@@ -32,11 +38,8 @@ public struct Customer: Sendable, Equatable {
     /// Applies the given changes. Returns nil (and changes nothing) when every
     /// given value equals the current one, so a repeated PATCH is not a new version.
     public mutating func change(name: String?, email: String?, country: String?, now: Timestamp) throws(DomainError) -> DomainEvent? {
-        var errors = FieldErrors()
-        if let name { Rules.text(name, field: "name", max: 200, into: &errors) }
-        if let email { Rules.email(email, field: "email", into: &errors) }
-        if let country { Rules.country(country, field: "country", into: &errors) }
-        try errors.throwIfAny()
+        let errors = Self.validate(name: name, email: email, country: country)
+        guard errors.isEmpty else { throw .validation(errors) }
         let changed = (name.map { $0 != self.name } ?? false) || (email.map { $0 != self.email } ?? false)
             || (country.map { $0 != self.country } ?? false)
         guard changed else { return nil }

@@ -59,13 +59,9 @@ struct WriteHandlers: Sendable {
         var reader = FieldReader(body.object)
         reader.rejectUnknown(allowed: ["name", "email", "country"])
         let name = reader.string("name"), email = reader.string("email"), country = reader.string("country")
-        if !reader.errors.isEmpty {
-            // Still run the rules on the well-typed fields so every offending field is listed.
-            var ruleErrors: [FieldError] = []
-            do { _ = try Customer.register(id: "x", name: name, email: email, country: country, now: Timestamp(millisecondsSinceEpoch: 0)) }
-            catch .validation(let errors) { ruleErrors = errors } catch {}
-            throw Self.validationProblem(reader.combined(with: ruleErrors))
-        }
+        // Type errors and rule errors together, so every offending field is listed.
+        let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
+        if !errors.isEmpty { throw Self.validationProblem(errors) }
         let context = try commandRequest(request, body: body, method: "POST", path: "/customers")
         return try await respond {
             try await service.registerCustomer(name: name, email: email, country: country, request: context) {
@@ -90,7 +86,8 @@ struct WriteHandlers: Sendable {
         for key in ["name", "email", "country"] where body.object[key]?.isNull == true {
             reader.reportElement(key, "must not be null")
         }
-        if !reader.errors.isEmpty { throw Self.validationProblem(reader.errors) }
+        let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
+        if !errors.isEmpty { throw Self.validationProblem(errors) }
         let context = try commandRequest(request, body: body, method: "PATCH", path: "/customers/\(id)")
         return try await respond {
             try await service.changeCustomer(id: id, name: name, email: email, country: country, request: context) {

@@ -1,0 +1,75 @@
+import ElasticsearchClient
+import Foundation
+import Logging
+import OrderStore
+import PostgresClient
+import Testing
+
+/// The servers `scripts/test` starts. Integration tests talk to them over the
+/// network; without them the tests fail (they are never silently skipped).
+enum TestEnvironment {
+    struct Missing: Error, CustomStringConvertible {
+        var description: String { "TEST_DATABASE_URL / TEST_ELASTICSEARCH_URL are not set: run the tests with scripts/test" }
+    }
+
+    static var databaseURL: String {
+        get throws {
+            guard let url = ProcessInfo.processInfo.environment["TEST_DATABASE_URL"], !url.isEmpty else { throw Missing() }
+            return url
+        }
+    }
+
+    static var elasticsearchURL: String {
+        get throws {
+            guard let url = ProcessInfo.processInfo.environment["TEST_ELASTICSEARCH_URL"], !url.isEmpty else { throw Missing() }
+            return url
+        }
+    }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return logger
+    }()
+
+    /// The repository root (for the built binaries and the osmem-server in `.venv`).
+    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A unique lower-case name for databases, aliases and e-mails.
+    static func uniqueName(_ prefix: String) -> String {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return prefix + String((0..<10).map { _ in letters.randomElement()! })
+    }
+}
+
+/// A fresh, migrated database per test, so tests can run in parallel and
+/// count rows exactly.
+struct TestDatabase {
+    let url: String
+    let pool: PostgresPool
+
+    static func create(poolSize: Int = 8) async throws -> TestDatabase {
+        let adminURL = try TestEnvironment.databaseURL
+        let name = TestEnvironment.uniqueName("t_")
+        let admin = try PostgresConnection(connectionString: adminURL)
+        try admin.executeTrusted("CREATE DATABASE \(name)")
+        let url = replaceDatabase(in: adminURL, with: name)
+        let pool = PostgresPool(configuration: .init(connectionString: url, size: poolSize), logger: TestEnvironment.logger)
+        try await Migrator(logger: TestEnvironment.logger).migrate(pool)
+        return TestDatabase(url: url, pool: pool)
+    }
+
+    static func replaceDatabase(in url: String, with name: String) -> String {
+        guard let slash = url.lastIndex(of: "/") else { return url }
+        let rest = url[url.index(after: slash)...]
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        return String(url[...slash]) + name + query
+    }
+
+    func count(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws -> Int {
+        try await pool.query(sql, parameters).first?.int(0) ?? -1
+    }
+
+    func close() async { await pool.shutdown() }
+}
