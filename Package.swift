@@ -114,7 +114,9 @@ let package = Package(
         .target(
             name: "FaultProxy",
             dependencies: [
+                "ElasticsearchClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

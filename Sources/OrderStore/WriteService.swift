@@ -178,39 +178,40 @@ public struct WriteService: Sendable {
         if let key = request.idempotencyKey, let stored = try await storedResponse(key: key, fingerprint: request.fingerprint) {
             return .replayed(stored)
         }
-        do {
-            return try await pool.transaction { connection in
-                let (value, response) = try body(connection)
-                if let key = request.idempotencyKey {
-                    let inserted = try connection.query(
-                        """
-                        INSERT INTO idempotency_keys (key, request_hash, status, response_headers, response_body)
-                        VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (key) DO NOTHING RETURNING 1
-                        """,
-                        [key, request.fingerprint, response.status, Self.headersJSON(response.headers), response.body]
-                    )
-                    // A concurrent request with the same key won: undo ours, replay theirs.
-                    if inserted.isEmpty { throw IdempotencyRace() }
+        return try await pool.transaction { connection in
+            if let key = request.idempotencyKey {
+                // Requests with the same key run one after another; a later one
+                // finds the first one's response instead of running again.
+                try connection.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7238))", [key])
+                if let stored = try Self.storedResponse(key: key, fingerprint: request.fingerprint, on: connection) {
+                    return .replayed(stored)
                 }
-                return .executed(value, response)
             }
-        } catch is IdempotencyRace {
-            guard let key = request.idempotencyKey,
-                  let stored = try await storedResponse(key: key, fingerprint: request.fingerprint)
-            else { throw PostgresError(code: .other) }
-            return .replayed(stored)
+            let (value, response) = try body(connection)
+            if let key = request.idempotencyKey {
+                try connection.query(
+                    """
+                    INSERT INTO idempotency_keys (key, request_hash, status, response_headers, response_body)
+                    VALUES ($1, $2, $3, $4::jsonb, $5)
+                    """,
+                    [key, request.fingerprint, response.status, Self.headersJSON(response.headers), response.body]
+                )
+            }
+            return .executed(value, response)
         }
     }
 
-    private struct IdempotencyRace: Error {}
-
     private func storedResponse(key: String, fingerprint: String) async throws -> StoredResponse? {
-        let rows = try await pool.query(
+        try await pool.withConnection { try Self.storedResponse(key: key, fingerprint: fingerprint, on: $0) }
+    }
+
+    private static func storedResponse(key: String, fingerprint: String, on connection: PostgresConnection) throws -> StoredResponse? {
+        let rows = try connection.query(
             "SELECT request_hash, status, response_headers::text, response_body FROM idempotency_keys WHERE key = $1", [key]
         )
         guard let row = rows.first else { return nil }
         guard row.string(0) == fingerprint else { throw CommandError.idempotencyKeyReused }
-        return StoredResponse(status: row.int(1)!, headers: Self.parseHeaders(row.string(2)!), body: row.string(3)!)
+        return StoredResponse(status: row.int(1)!, headers: parseHeaders(row.string(2)!), body: row.string(3)!)
     }
 
     static func headersJSON(_ headers: [String: String]) -> String {

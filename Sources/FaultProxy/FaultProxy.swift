@@ -1,0 +1,174 @@
+import ElasticsearchClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP proxy in front of Elasticsearch (or osmem-server, which never
+/// fails on its own) that injects failures on a schedule: error statuses
+/// such as 429 and 503, connection resets, and delays. Tests use it to
+/// rehearse outages; operators can use it the same way.
+public final class FaultProxy: Sendable {
+    public enum Fault: Sendable, Equatable {
+        /// Answer with this status and an Elasticsearch-shaped error body, without forwarding.
+        case status(Int)
+        /// Close the connection abruptly without answering.
+        case reset
+        /// Wait, then forward normally.
+        case delay(Duration)
+    }
+
+    private struct Schedule {
+        var queued: [Fault] = []
+        var persistent: Fault?
+        /// Every n-th request gets `periodicFault`.
+        var period = 0
+        var periodicFault: Fault?
+        var requests = 0
+        var faultsInjected = 0
+    }
+
+    private let upstream: String
+    private let schedule = Mutex(Schedule())
+    private let client: CurlHTTPClient
+    private let logger: Logger
+    private let channel = Mutex<(any Channel)?>(nil)
+
+    public init(upstream: String, logger: Logger) {
+        self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
+        self.logger = logger
+        var configuration = CurlHTTPClient.Configuration()
+        configuration.threads = 8
+        configuration.requestTimeout = .seconds(120)
+        client = CurlHTTPClient(configuration: configuration)
+    }
+
+    // MARK: - schedule
+
+    /// The next `count` requests get `fault` (queued after earlier ones).
+    public func inject(_ fault: Fault, count: Int = 1) {
+        schedule.withLock { $0.queued.append(contentsOf: Array(repeating: fault, count: count)) }
+    }
+
+    /// Every request gets `fault` until cleared with nil.
+    public func setPersistent(_ fault: Fault?) { schedule.withLock { $0.persistent = fault } }
+
+    /// Every `period`-th request gets `fault` (0 turns it off).
+    public func setPeriodic(every period: Int, _ fault: Fault?) {
+        schedule.withLock {
+            $0.period = period
+            $0.periodicFault = fault
+        }
+    }
+
+    public var requestCount: Int { schedule.withLock { $0.requests } }
+    public var faultsInjected: Int { schedule.withLock { $0.faultsInjected } }
+
+    func nextFault() -> Fault? {
+        schedule.withLock { s in
+            s.requests += 1
+            var fault: Fault?
+            if !s.queued.isEmpty { fault = s.queued.removeFirst() }
+            else if let p = s.persistent { fault = p }
+            else if s.period > 0, s.requests % s.period == 0 { fault = s.periodicFault }
+            if fault != nil { s.faultsInjected += 1 }
+            return fault
+        }
+    }
+
+    // MARK: - serving
+
+    /// Binds and serves in the background; returns the bound port.
+    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        channel.withLock { $0 = server.channel }
+        let boundPort = server.channel.localAddress?.port ?? 0
+        Task {
+            try? await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        }
+        return boundPort
+    }
+
+    public func stop() async {
+        let server = channel.withLock { $0 }
+        try? await server?.close()
+        await client.shutdown()
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let underlying = connection.channel
+        _ = try? await connection.executeThenClose { inbound, outbound -> Void in
+            var head: HTTPRequestHead?
+            var body: [UInt8] = []
+            for try await part in inbound {
+                switch part {
+                case .head(let h):
+                    head = h
+                    body.removeAll()
+                case .body(let buffer):
+                    body.append(contentsOf: buffer.readableBytesView)
+                case .end:
+                    guard let request = head else { continue }
+                    let fault = nextFault()
+                    switch fault {
+                    case .reset?:
+                        // Drop the connection mid-request: the client sees it closed with no answer.
+                        try? await underlying.close()
+                        return
+                    case .status(let status)?:
+                        let type = status == 429 ? "es_rejected_execution_exception" : "fault_injected_exception"
+                        let text = "{\"error\":{\"root_cause\":[{\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"}],\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"},\"status\":\(status)}"
+                        try await write(outbound, status: status, headers: [("content-type", "application/json")], body: Array(text.utf8), keepAlive: request.isKeepAlive)
+                        continue
+                    case .delay(let duration)?:
+                        try await Task.sleep(for: duration)
+                    case nil:
+                        break
+                    }
+                    let forwarded: HTTPResponse
+                    do {
+                        let headers = request.headers.filter { !["host", "content-length", "connection", "expect", "transfer-encoding"].contains($0.name.lowercased()) }
+                            .map { ($0.name, $0.value) }
+                        forwarded = try await client.execute(method: request.method.rawValue, url: upstream + request.uri, headers: headers,
+                                                             body: request.method == .GET || request.method == .HEAD ? nil : body)
+                    } catch {
+                        try await write(outbound, status: 502, headers: [("content-type", "application/json")],
+                                        body: Array("{\"error\":\"upstream unavailable\",\"status\":502}".utf8), keepAlive: false)
+                        return
+                    }
+                    let headers = forwarded.headers.filter { !["content-length", "connection", "transfer-encoding", "keep-alive"].contains($0.0) }
+                    try await write(outbound, status: forwarded.status, headers: headers, body: request.method == .HEAD ? [] : forwarded.body,
+                                    keepAlive: request.isKeepAlive, contentLength: forwarded.header("content-length"))
+                }
+            }
+        }
+    }
+
+    private func write(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, status: Int, headers: [(String, String)],
+                       body: [UInt8], keepAlive: Bool, contentLength: String? = nil) async throws {
+        var fields = HTTPHeaders(headers)
+        fields.replaceOrAdd(name: "content-length", value: contentLength ?? String(body.count))
+        fields.replaceOrAdd(name: "connection", value: keepAlive ? "keep-alive" : "close")
+        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: fields)))
+        if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+        try await outbound.write(.end(nil))
+    }
+}

@@ -1,0 +1,124 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import OrderIndexer
+import OrderStore
+import PostgresClient
+import ReadModel
+import ServiceLifecycle
+
+/// A write API, a database, and indexers running in-process against the real
+/// osmem-server (optionally through a fault proxy), with a per-test alias.
+struct IndexerHarness {
+    let api: WriteAPIHarness
+    let alias: String
+    /// A client that talks to osmem directly (for assertions).
+    let elasticsearch: ElasticsearchClient
+
+    static func start() async throws -> IndexerHarness {
+        let api = try await WriteAPIHarness.start()
+        let elasticsearch = ElasticsearchClient(configuration: .init(baseURL: try TestEnvironment.elasticsearchURL))
+        return IndexerHarness(api: api, alias: TestEnvironment.uniqueName("orders_t"), elasticsearch: elasticsearch)
+    }
+
+    var database: TestDatabase { api.database }
+
+    /// Starts an indexer (its own pool and client) and returns a handle to stop it.
+    func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500) throws -> RunningIndexer {
+        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 2), logger: TestEnvironment.logger)
+        let client = ElasticsearchClient(configuration: .init(baseURL: try elasticsearchURL ?? TestEnvironment.elasticsearchURL))
+        var configuration = IndexerService.Configuration()
+        configuration.workers = workers
+        configuration.processor.batchSize = batchSize
+        configuration.aliasCheckInterval = .milliseconds(500)
+        let service = IndexerService(pool: pool, client: client, layout: IndexLayout(alias: alias), databaseURL: database.url,
+                                     configuration: configuration, logger: TestEnvironment.logger)
+        let task = Task { try await service.run() }
+        return RunningIndexer(task: task, pool: pool, client: client)
+    }
+
+    struct RunningIndexer {
+        let task: Task<Void, any Error>
+        let pool: PostgresPool
+        let client: ElasticsearchClient
+
+        func stop() async {
+            task.cancel()
+            _ = await task.result
+            await client.shutdown()
+            await pool.shutdown()
+        }
+    }
+
+    func stop() async {
+        try? await deleteIndices()
+        await elasticsearch.shutdown()
+        await api.stop()
+    }
+
+    func deleteIndices() async throws {
+        for index in try await elasticsearch.aliasTargets(alias) { try await elasticsearch.deleteIndex(index) }
+    }
+
+    /// (order id, version, customer version) of every order in PostgreSQL.
+    func expectedVersions() async throws -> [String: (Int, Int)] {
+        var result: [String: (Int, Int)] = [:]
+        for row in try await database.pool.query("SELECT o.id, o.version, c.version FROM orders o JOIN customers c ON c.id = o.customer_id") {
+            result[row.string(0)!] = (row.int(1)!, row.int(2)!)
+        }
+        return result
+    }
+
+    /// (version, customer version) of every document in the index (through the alias).
+    func indexedVersions() async throws -> [String: (Int, Int)] {
+        var result: [String: (Int, Int)] = [:]
+        var searchAfter: JSONValue?
+        while true {
+            var body: JSONObject = JSONObject([
+                ("size", 1000), ("sort", [["order_id": "asc"]]), ("_source", ["order_id", "version", "customer.version"]),
+                ("query", ["match_all": [:]]),
+            ])
+            if let searchAfter { body["search_after"] = searchAfter }
+            let page = try await elasticsearch.search(alias, body: JSONValue.object(body).serializedBytes)
+            let hits = page["hits"]?["hits"]?.arrayValue ?? []
+            for hit in hits {
+                let source = hit["_source"]!
+                result[source["order_id"]!.stringValue!] = (source["version"]!.intValue!, source["customer"]!["version"]!.intValue!)
+            }
+            guard hits.count == 1000, let sort = hits.last?["sort"] else { break }
+            searchAfter = sort
+        }
+        return result
+    }
+
+    /// True when the index holds exactly PostgreSQL's orders at exactly their versions.
+    func inSync() async -> Bool {
+        guard let expected = try? await expectedVersions(), let indexed = try? await indexedVersions() else { return false }
+        return expected.count == indexed.count && expected.allSatisfy { id, v in indexed[id].map { $0 == v } ?? false }
+    }
+
+    func outboxCount() async throws -> Int { try await database.count("SELECT count(*) FROM outbox") }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(100), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
+
+extension WriteAPIHarness {
+    /// Places `count` orders for a customer through the application service (fast, same code path as the API).
+    func placeOrders(_ count: Int, customerID: String) async throws -> [String] {
+        var ids: [String] = []
+        for i in 0..<count {
+            let reply = try await placeOrder(customerID: customerID, items: [("SKU-\(i % 7)", "Item \(i % 7)", 1 + i % 3, "\(10 + i % 90).50")])
+            guard let id = reply.json["id"]?.stringValue else { throw HarnessError.unexpected(reply.status, reply.text) }
+            ids.append(id)
+        }
+        return ids
+    }
+}
