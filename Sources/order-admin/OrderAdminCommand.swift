@@ -1,8 +1,11 @@
 import ArgumentParser
+import ElasticsearchClient
+import Foundation
 import Logging
 import OrderAdmin
 import OrderStore
 import PostgresClient
+import ReadModel
 import ServiceSupport
 
 @main
@@ -10,24 +13,186 @@ struct OrderAdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-admin",
         abstract: "Operate the order system: schema migrations, reindexing, drift checks, dead letters.",
-        subcommands: [Migrate.self]
+        subcommands: [Migrate.self, Reindex.self, Verify.self, DeadLettersCommand.self]
     )
+}
+
+/// What every subcommand needs, from the contract's environment variables.
+struct AdminContext {
+    let logger: Logger
+    let configuration: ServiceConfiguration
+    let pool: PostgresPool
+    let client: ElasticsearchClient
+
+    init(label: String = "order-admin") {
+        logger = Observability.bootstrap(label: label)
+        configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
+        pool = PostgresPool(configuration: .init(connectionString: configuration.databaseURL, size: 4, applicationName: "order-admin"), logger: logger)
+        client = ElasticsearchClient(configuration: .init(environment: ProcessInfoEnvironment.all, connections: 4))
+    }
+
+    var layout: IndexLayout { IndexLayout(alias: configuration.ordersIndex) }
+
+    func close() async {
+        await client.shutdown()
+        await pool.shutdown()
+    }
 }
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Bring the write database schema up to date (safe to run repeatedly and concurrently).")
 
     func run() async throws {
-        let logger = Observability.bootstrap(label: "order-admin")
-        let configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
-        let pool = PostgresPool(configuration: .init(connectionString: configuration.databaseURL, size: 1, applicationName: "order-admin"), logger: logger)
-        defer { Task { await pool.shutdown() } }
+        let context = AdminContext()
+        defer { Task { await context.close() } }
         do {
-            let applied = try await Migrator(logger: logger).migrate(pool)
+            let applied = try await Migrator(logger: context.logger).migrate(context.pool)
             print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
-        } catch let error as PostgresError {
+        } catch {
             throw ValidationError("migration failed: \(error)")
         }
-        await pool.shutdown()
     }
+}
+
+struct Reindex: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild the order index from PostgreSQL into a new versioned index, then swap the alias atomically.",
+        discussion: "Searches keep working throughout; writes made meanwhile reach the new index through the running indexers."
+    )
+
+    @Option(help: "Orders per bulk request.") var batchSize = 1000
+    @Flag(help: "Keep the previous index after the swap.") var keepOld = false
+    @Flag(help: "Show what would happen without changing anything.") var dryRun = false
+    @Option(help: "Use this mapping file instead of the packaged mappings/orders.json.") var mappings: String?
+
+    func validate() throws {
+        guard (1...10_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 10000") }
+    }
+
+    func run() async throws {
+        let context = AdminContext()
+        var options = Reindexer.Options()
+        options.batchSize = batchSize
+        options.keepOld = keepOld
+        options.dryRun = dryRun
+        options.mappingPath = mappings
+        let reindexer = Reindexer(pool: context.pool, client: context.client, layout: context.layout, options: options, logger: context.logger)
+        let progress = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+        do {
+            let report = try await reindexer.run { done, total in progress.update(done: done, total: total) }
+            progress.finish()
+            if report.dryRun {
+                print("dry run: would load \(report.documents) orders into \(report.newIndex) and point \(context.configuration.ordersIndex) at it (now: \(report.oldIndices.joined(separator: ", ").ifEmpty("none")))")
+            } else {
+                print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
+                      + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))"))
+            }
+            await context.close()
+        } catch {
+            progress.finish()
+            await context.close()
+            FileHandle.standardError.write(Data("order-admin reindex: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Compare every order in PostgreSQL with its search document; print what drifted.")
+
+    @Flag(help: "Re-index stale and missing documents and remove extra ones.") var repair = false
+
+    func run() async throws {
+        let context = AdminContext()
+        let verifier = DriftVerifier(pool: context.pool, client: context.client, layout: context.layout, logger: context.logger)
+        do {
+            let report = try await verifier.run(repair: repair) { drift in
+                switch drift {
+                case .missing(let id): print("missing \(id)")
+                case .stale(let id, let indexed, let current): print("stale \(id) (indexed version \(indexed >> 32)/\(indexed & 0xFFFF_FFFF), current \(current >> 32)/\(current & 0xFFFF_FFFF))")
+                case .extra(let id): print("extra \(id)")
+                }
+            }
+            await context.close()
+            print("checked \(report.checked) orders: \(report.missing) missing, \(report.stale) stale, \(report.extra) extra" + (repair ? ", \(report.repaired) repaired" : ""))
+            if report.drifted > 0 && !(repair && report.repaired == report.drifted) { throw ExitCode.failure }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            await context.close()
+            FileHandle.standardError.write(Data("order-admin verify: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct DeadLettersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letters", abstract: "Events whose documents Elasticsearch refused.", subcommands: [List.self, Retry.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List dead letters.")
+        @Option(help: "At most this many.") var limit = 100
+
+        func run() async throws {
+            let context = AdminContext()
+            let entries = try await DeadLetters(pool: context.pool).list(limit: limit)
+            await context.close()
+            for e in entries {
+                print("\(e.id)\t\(e.failedAt)\t\(e.aggregateType) \(e.aggregateID) v\(e.aggregateVersion)\t\(e.eventType)\tstatus \(e.errorStatus) \(e.errorType ?? "")")
+            }
+            if entries.isEmpty { print("no dead letters") }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Move dead letters back into the outbox (all, or the given ids).")
+        @Argument(help: "Dead-letter ids (default: all).") var ids: [Int64] = []
+
+        func run() async throws {
+            let context = AdminContext()
+            let moved = try await DeadLetters(pool: context.pool).retry(ids: ids.isEmpty ? nil : ids)
+            await context.close()
+            print("re-queued \(moved) event(s)")
+        }
+    }
+}
+
+/// A one-line progress bar on a terminal (documents, rate, ETA); plain log lines otherwise.
+final class ProgressDisplay: @unchecked Sendable {
+    private let interactive: Bool
+    private let lock = NSLock()
+    private let started = Date()
+    private var lastPrint = Date.distantPast
+
+    init(interactive: Bool) { self.interactive = interactive }
+
+    func update(done: Int, total: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(lastPrint) >= (interactive ? 0.2 : 5) || done >= total else { return }
+        lastPrint = now
+        let elapsed = max(0.001, now.timeIntervalSince(started))
+        let rate = Double(done) / elapsed
+        let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
+        let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 1
+        if interactive {
+            let width = 30
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            FileHandle.standardError.write(Data(String(format: "\r%@ %d/%d docs  %.0f docs/s  ETA %.0fs ", bar, done, total, rate, eta).utf8))
+        } else {
+            FileHandle.standardError.write(Data(String(format: "reindex progress: %d/%d documents (%.0f%%), %.0f docs/s, ETA %.0fs\n", done, total, fraction * 100, rate, eta).utf8))
+        }
+    }
+
+    func finish() {
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+extension String {
+    func ifEmpty(_ replacement: String) -> String { isEmpty ? replacement : self }
 }

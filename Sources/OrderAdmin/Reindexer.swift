@@ -1,0 +1,129 @@
+import ElasticsearchClient
+import Logging
+import PostgresClient
+import ReadModel
+
+/// Zero-downtime rebuild of the order index:
+///
+/// 1. refuse if another reindex holds the advisory lock;
+/// 2. create `<alias>_v<N>` from `mappings/`;
+/// 3. register it in `index_targets`, so live indexers also write every newer
+///    change into it (the catch-up: nothing committed during the load is lost);
+/// 4. stream every order from one snapshot taken *after* the registration;
+/// 5. refresh, then swap the alias in one atomic `_aliases` call;
+/// 6. unregister (waits for indexer batches that still write to it) and
+///    delete the old index unless `keepOld`.
+///
+/// Any failure before the swap unregisters and deletes the new index and
+/// leaves the alias untouched.
+public struct Reindexer: Sendable {
+    public struct Options: Sendable {
+        public var batchSize = 1000
+        public var keepOld = false
+        public var dryRun = false
+        public var mappingPath: String?
+        public init() {}
+    }
+
+    public struct Report: Sendable {
+        public var newIndex: String
+        public var oldIndices: [String]
+        public var documents: Int
+        public var rejected: [String]
+        public var dryRun: Bool
+    }
+
+    public enum ReindexError: Error, CustomStringConvertible {
+        case alreadyRunning
+        case rejectedDocuments(Int)
+        case failed(step: String, underlying: String)
+
+        public var description: String {
+            switch self {
+            case .alreadyRunning: "another reindex is running (its advisory lock is held); try again when it has finished"
+            case .rejectedDocuments(let n): "Elasticsearch rejected \(n) document(s); the live index was left untouched"
+            case .failed(let step, let underlying): "reindex failed while \(step): \(underlying); the live index was left untouched"
+            }
+        }
+    }
+
+    let pool: PostgresPool
+    let client: ElasticsearchClient
+    let layout: IndexLayout
+    let options: Options
+    let logger: Logger
+
+    public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, options: Options, logger: Logger) {
+        self.pool = pool
+        self.client = client
+        self.layout = layout
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Advisory lock id that makes a second concurrent reindex refuse.
+    public static let lockKey: Int64 = 7_238_117_003
+
+    public func run(progress: @escaping @Sendable (_ done: Int, _ total: Int) -> Void = { _, _ in }) async throws -> Report {
+        try await pool.withReservedConnection { lockConnection in
+            let locked = try await lockConnection.query("SELECT pg_try_advisory_lock($1)", [Self.lockKey]).first?.string(0) == "t"
+            guard locked else { throw ReindexError.alreadyRunning }
+            defer { Task { _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey]) } }
+            let report = try await runLocked(progress: progress)
+            _ = try await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
+            return report
+        }
+    }
+
+    private func runLocked(progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
+        let mapping = try Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
+        let old = try await Self.step("reading the alias") { try await client.aliasTargets(layout.alias) }
+        let newIndex = layout.newIndexName()
+        let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: options.batchSize, logger: logger)
+        let total = try await loader.countOrders()
+        if options.dryRun {
+            return Report(newIndex: newIndex, oldIndices: old, documents: total, rejected: [], dryRun: true)
+        }
+        try await Self.step("creating \(newIndex)") { try await client.createIndex(newIndex, body: mapping) }
+        do {
+            try await Self.step("registering the new index for catch-up") {
+                try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [newIndex])
+            }
+            logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
+            let summary = try await Self.step("loading documents") {
+                try await loader.load(into: newIndex, throughAlias: false) { done in progress(done, total) }
+            }
+            guard summary.rejected.isEmpty else { throw ReindexError.rejectedDocuments(summary.rejected.count) }
+            try await Self.step("refreshing \(newIndex)") { try await client.refresh(newIndex) }
+            try await Self.step("swapping the alias") {
+                try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) } + [.add(index: newIndex, alias: layout.alias)])
+            }
+            // From here on the alias points at the new index, which is complete.
+            try await unregister(newIndex)
+            if !options.keepOld {
+                for index in old { _ = try? await client.deleteIndex(index) }
+            }
+            return Report(newIndex: newIndex, oldIndices: old, documents: summary.documents, rejected: [], dryRun: false)
+        } catch {
+            // Leave everything as it was: stop live indexers from writing to the
+            // new index (waiting for their in-flight batches), then drop it.
+            _ = try? await unregister(newIndex)
+            if try await client.aliasTargets(layout.alias).contains(newIndex) == false {
+                _ = try? await client.deleteIndex(newIndex)
+            }
+            throw error
+        }
+    }
+
+    /// Removes the catch-up registration. DELETE waits for the row locks that
+    /// indexer batches hold (FOR SHARE), so no batch writes to it afterwards.
+    private func unregister(_ index: String) async throws {
+        try await pool.query("DELETE FROM index_targets WHERE index_name = $1", [index])
+    }
+
+    private static func step<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as ReindexError { throw error } catch {
+            throw ReindexError.failed(step: name, underlying: "\(error)")
+        }
+    }
+}
