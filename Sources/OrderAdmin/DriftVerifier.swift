@@ -121,6 +121,7 @@ public struct DriftVerifier: Sendable {
         let extras = drift.filter { if case .extra = $0 { true } else { false } }.map(\.id)
         var fixed = 0
         if !reindex.isEmpty {
+            let missing = Set(drift.compactMap { if case .missing(let id) = $0 { id } else { nil } })
             let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: reindex, on: $0) }
             let outcomes = try await writer.write({ include in
                 var request = BulkRequest()
@@ -129,7 +130,19 @@ public struct DriftVerifier: Sendable {
                 }
                 return request
             }, count: documents.count)
-            fixed += outcomes.filter { $0 == .applied || $0 == .stale }.count
+            for (document, outcome) in zip(documents, outcomes) {
+                switch outcome {
+                case .applied: fixed += 1
+                // A newer version got there meanwhile: fine for a stale document; for a
+                // missing one it is a delete tombstone (kept for index.gc_deletes, 60 s by
+                // default) and the document is still missing.
+                case .stale where !missing.contains(document.orderID): fixed += 1
+                case .stale:
+                    logger.warning("a delete tombstone blocks re-adding the document; run verify --repair again after index.gc_deletes",
+                                   metadata: ["order.id": "\(document.orderID)"])
+                default: continue
+                }
+            }
         }
         if !extras.isEmpty {
             // Deleted with a version above anything stored, so the removal wins.

@@ -76,7 +76,7 @@ public struct Reindexer: Sendable {
     }
 
     private func runLocked(progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
-        let mapping = try Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
+        let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
         let old = try await Self.step("reading the alias") { try await client.aliasTargets(layout.alias) }
         let newIndex = layout.newIndexName()
         let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: options.batchSize, logger: logger)

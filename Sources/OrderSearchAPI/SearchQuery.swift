@@ -66,12 +66,19 @@ struct SearchQuery {
     var textQuery: JSONValue? {
         guard let q = parameters.q else { return nil }
         let text = JSONValue.string(q)
+        let fields: JSONValue = ["customer.name^3", "customer.email.text^2", "item_names^2", "item_skus.text^2", "note", "shipping_city",
+                                 "tracking_number.text"]
         return ["bool": [
             "should": [
+                // Search as you type: every word but the last typo-tolerant, the last one a prefix.
                 ["multi_match": [
                     "query": text, "type": "bool_prefix", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
-                    "fields": ["customer.name^3", "customer.email.text^2", "item_names^2", "item_skus.text^2", "note", "shipping_city",
-                               "tracking_number.text"],
+                    "fields": fields,
+                ]],
+                // Complete words, every one typo-tolerant (a typo in the last word too).
+                ["multi_match": [
+                    "query": text, "type": "best_fields", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
+                    "fields": fields,
                 ]],
                 ["term": ["order_id": ["value": text, "boost": 10]]],
                 ["term": ["customer.id": ["value": text, "boost": 5]]],

@@ -63,9 +63,9 @@ import Testing
 
     @Test func customerSkuAndDateFiltersApplyToEverything() async throws {
         let f = try await fixture()
-        let reply = try await f.search.get("/search/orders?customer_id=cus_seed_b&sku=LAMP-4&created_to=2026-09-01T00:00:00Z&total_max=100")
+        let reply = try await f.search.get("/search/orders?customer_id=cus_seed_b&sku=SOCK-3&created_to=2026-10-01T00:00:00Z&total_max=1000")
         let expected = F.seeds.filter {
-            $0.customer == 1 && $0.items.contains { $0.sku == "LAMP-4" } && $0.createdAt < Timestamp(rfc3339: "2026-09-01")! && $0.totalCents <= 10000
+            $0.customer == 1 && $0.items.contains { $0.sku == "SOCK-3" } && $0.createdAt < Timestamp(rfc3339: "2026-10-01")! && $0.totalCents <= 100_000
         }
         #expect(reply.json["total"]?.intValue == expected.count)
         #expect(expected.count > 0)
