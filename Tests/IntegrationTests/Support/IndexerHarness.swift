@@ -15,10 +15,13 @@ struct IndexerHarness {
     /// A client that talks to osmem directly (for assertions).
     let elasticsearch: ElasticsearchClient
 
-    static func start() async throws -> IndexerHarness {
+    let elasticsearchURL: String
+
+    static func start(elasticsearchURL: String? = nil) async throws -> IndexerHarness {
         let api = try await WriteAPIHarness.start()
-        let elasticsearch = ElasticsearchClient(configuration: .init(baseURL: try TestEnvironment.elasticsearchURL))
-        return IndexerHarness(api: api, alias: TestEnvironment.uniqueName("orders_t"), elasticsearch: elasticsearch)
+        let url = try elasticsearchURL ?? TestEnvironment.elasticsearchURL
+        let elasticsearch = ElasticsearchClient(configuration: .init(baseURL: url))
+        return IndexerHarness(api: api, alias: TestEnvironment.uniqueName("orders_t"), elasticsearch: elasticsearch, elasticsearchURL: url)
     }
 
     var database: TestDatabase { api.database }
@@ -26,7 +29,7 @@ struct IndexerHarness {
     /// Starts an indexer (its own pool and client) and returns a handle to stop it.
     func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500) throws -> RunningIndexer {
         let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 2), logger: TestEnvironment.logger)
-        let client = ElasticsearchClient(configuration: .init(baseURL: try elasticsearchURL ?? TestEnvironment.elasticsearchURL))
+        let client = ElasticsearchClient(configuration: .init(baseURL: elasticsearchURL ?? self.elasticsearchURL))
         var configuration = IndexerService.Configuration()
         configuration.workers = workers
         configuration.processor.batchSize = batchSize

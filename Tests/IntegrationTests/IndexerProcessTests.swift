@@ -1,0 +1,59 @@
+import ElasticsearchClient
+import FaultProxy
+import Foundation
+import Testing
+
+/// Guarantees that need a real process boundary.
+@Suite struct IndexerProcessTests {
+    /// SIGKILL of the indexer while a batch waits for Elasticsearch: the claim rolls back and nothing is lost.
+    @Test func sigkillMidBatchLosesNothing() async throws {
+        let h = try await IndexerHarness.start()
+        defer { Task { await h.stop() } }
+        let customer = try await h.api.createCustomer()
+        _ = try await h.api.placeOrders(60, customerID: customer)
+        let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+        let port = try await proxy.start()
+        proxy.setPersistent(.delay(.seconds(3)))
+        let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
+            "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
+            "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "LOG_LEVEL": "critical",
+        ])
+        // Wait until a worker holds a claimed batch open while Elasticsearch is slow.
+        let inFlight = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'order-indexer' AND state = 'idle in transaction'"
+        #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(inFlight)) ?? 0 > 0 })
+        indexer.kill()
+        #expect(await eventually { (try? await h.outboxCount()) == 61 })  // every claim rolled back
+        proxy.setPersistent(nil)
+        let survivor = try h.startIndexer()
+        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+        #expect(try await h.outboxCount() == 0)
+        await survivor.stop()
+        await proxy.stop()
+    }
+
+    /// The search server goes down (the write side keeps accepting), comes back
+    /// empty, and the indexer rebuilds everything from PostgreSQL on its own.
+    @Test func searchServerDownThenBackEmpty() async throws {
+        let port = ChildProcess.freePort()
+        let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja"]
+        let first = try ChildProcess(ChildProcess.osmem, arguments: arguments)
+        let h = try await IndexerHarness.start(elasticsearchURL: "http://127.0.0.1:\(port)")
+        let second = Locked<ChildProcess?>(nil)
+        defer { Task { await h.stop(); first.kill(); second.value?.kill() } }
+        #expect(await eventually { await h.elasticsearch.ping() })
+        let indexer = try h.startIndexer()
+        let customer = try await h.api.createCustomer()
+        _ = try await h.api.placeOrders(20, customerID: customer)
+        #expect(await eventually { await h.inSync() })
+
+        first.kill()
+        let during = try await h.api.placeOrders(10, customerID: customer)  // guarantee 4
+        #expect(during.count == 10)
+        try await Task.sleep(for: .seconds(1))
+        let restarted = try ChildProcess(ChildProcess.osmem, arguments: arguments)
+        second.update { $0 = restarted }
+        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+        #expect(try await h.expectedVersions().count == 30)
+        await indexer.stop()
+    }
+}
