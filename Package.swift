@@ -132,10 +132,15 @@ let package = Package(
             dependencies: ["OrderAdmin", "ServiceSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "OrderBench",
+            dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "PostgresClient", "ElasticsearchClient", "JSONSupport",
+                           "ServiceSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "order-bench",
-            dependencies: ["OrderAdmin", "ReadModel", "OrderStore", "ServiceSupport",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["OrderBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -132,3 +132,18 @@ struct SearchQuery {
         return JSONValue.object(object).serializedBytes
     }
 }
+
+/// The Elasticsearch request body the search API sends for a query string
+/// (without a cursor): lets a benchmark send exactly the same queries directly.
+public func elasticsearchSearchBody(forQueryString query: String) throws -> [UInt8] {
+    let parameters = try SearchParameters(query: query)
+    var searchAfter: [JSONValue]?
+    if let text = parameters.cursor {
+        let fields = SearchQuery(parameters: parameters, searchAfter: nil).sortFields
+        guard let cursor = Cursor(encoded: text, fingerprint: parameters.fingerprint, sortFields: fields) else {
+            throw SearchParameters.Invalid(parameter: "cursor", message: "is not a cursor of this query")
+        }
+        searchAfter = cursor.searchAfter
+    }
+    return SearchQuery(parameters: parameters, searchAfter: searchAfter).body()
+}

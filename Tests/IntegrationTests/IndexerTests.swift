@@ -26,7 +26,7 @@ import Testing
         #expect(document.source["customer"]?["name"]?.stringValue == "Zoë Müller")
         #expect(document.source["total"]?.stringValue == "10.50")
         #expect(document.source["items"]?[0]?["sku"]?.stringValue == "SKU-0")
-        #expect(try await h.outboxCount() == 0)
+        #expect(await eventually { (try? await h.outboxCount()) == 0 })
         await indexer.stop()
     }
 

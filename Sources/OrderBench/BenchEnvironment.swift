@@ -1,0 +1,142 @@
+import ElasticsearchClient
+import Foundation
+import Logging
+import OrderStore
+import PostgresClient
+
+/// What `scripts/bench` provides: a private PostgreSQL, the osmem-server
+/// binary, and the directory of the release products.
+public struct BenchEnvironment: Sendable {
+    public let databaseURL: String
+    public let osmemPath: String
+    public let binDirectory: String
+    public let logger: Logger
+
+    public init(logger: Logger) throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let url = env["ORDER_BENCH_DATABASE_URL"], let osmem = env["ORDER_BENCH_OSMEM"], let bin = env["ORDER_BENCH_BIN"] else {
+            throw BenchError("run the benchmark through scripts/bench (it starts PostgreSQL and sets ORDER_BENCH_*)")
+        }
+        databaseURL = url
+        osmemPath = osmem
+        binDirectory = bin
+        self.logger = logger
+    }
+
+    /// A fresh, migrated database.
+    public func freshDatabase(_ name: String) async throws -> (url: String, pool: PostgresPool) {
+        let admin = try PostgresConnection(connectionString: databaseURL)
+        try admin.executeTrusted("DROP DATABASE IF EXISTS \(name)")
+        try admin.executeTrusted("CREATE DATABASE \(name)")
+        let url = databaseURL.replacingOccurrences(of: "/orders", with: "/\(name)")
+        let pool = PostgresPool(configuration: .init(connectionString: url, size: 16, applicationName: "order-bench"), logger: logger)
+        try await Migrator(logger: logger).migrate(pool)
+        return (url, pool)
+    }
+
+    /// A fresh (empty) osmem-server on a free port.
+    public func startOsmem() async throws -> Child {
+        let port = freePort()
+        let child = try Child(osmemPath, ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja"], environment: [:], port: port)
+        let client = ElasticsearchClient(configuration: .init(baseURL: child.url))
+        defer { Task { await client.shutdown() } }
+        for _ in 0..<100 {
+            if await client.ping() { return child }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        child.stop()
+        throw BenchError("osmem-server did not start")
+    }
+
+    public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil) throws -> Child {
+        try Child(binDirectory + "/" + product, arguments, environment: environment, port: port)
+    }
+}
+
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A child process with CPU and memory readings from /proc.
+public final class Child: @unchecked Sendable {
+    let process = Process()
+    public let port: Int?
+
+    init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?) throws {
+        self.port = port
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var url: String { "http://127.0.0.1:\(port ?? 0)" }
+    public var pid: Int32 { process.processIdentifier }
+
+    /// User + system CPU seconds so far.
+    public var cpuSeconds: Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state(0) ppid … utime is field 14 overall → index 11 here, stime 12.
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Peak resident set size in MB (VmHWM).
+    public var peakRSSMegabytes: Double { Self.statusField("VmHWM", pid: pid) }
+    public var rssMegabytes: Double { Self.statusField("VmRSS", pid: pid) }
+
+    static func statusField(_ name: String, pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix(name + ":") {
+            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return kb / 1024
+        }
+        return 0
+    }
+
+    public func stop(signal: Int32 = SIGTERM) {
+        if process.isRunning { kill(pid, signal) }
+        process.waitUntilExit()
+    }
+
+    public func wait() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(pid, SIGKILL) } }
+}
+
+func freePort() -> Int {
+    for _ in 0..<100 {
+        let port = Int.random(in: 20_000...45_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if bound == 0 { return port }
+    }
+    return 44_999
+}
+
+/// Waits for an HTTP endpoint to answer 200.
+func waitForHTTP(_ url: String, timeout: Duration = .seconds(30)) async throws {
+    let http = CurlHTTPClient()
+    defer { Task { await http.shutdown() } }
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await http.execute(method: "GET", url: url).status) == 200 { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw BenchError("\(url) did not come up")
+}

@@ -1,0 +1,249 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import Logging
+import PostgresClient
+import ReadModel
+
+/// `index`, `index --indexers K`, `reindex`: draining and rebuilding, each
+/// against the same documents posted straight to `_bulk`.
+public struct IndexBenchmarks: Sendable {
+    let env: BenchEnvironment
+    let orders: Int
+    let logger: Logger
+
+    public init(env: BenchEnvironment, orders: Int, logger: Logger) {
+        self.env = env
+        self.orders = orders
+        self.logger = logger
+    }
+
+    static let alias = "orders"
+
+    /// The indexer's NDJSON for every order, built up front so the baseline
+    /// measures only posting.
+    func bulkBodies(pool: PostgresPool, index: String, throughAlias: Bool, batch: Int) async throws -> [[UInt8]] {
+        var bodies: [[UInt8]] = []
+        var after: String?
+        while true {
+            let cursor = after
+            let documents = try await pool.withConnection { try OrderDocumentSource.page(after: cursor, limit: batch, on: $0) }
+            guard let last = documents.last else { break }
+            var request = BulkRequest()
+            for d in documents {
+                request.index(index, id: d.orderID, version: d.externalVersion, requireAlias: throughAlias) { d.writeJSON(into: &$0) }
+            }
+            bodies.append(request.body.bytes)
+            after = last.orderID
+        }
+        return bodies
+    }
+
+    /// Posts bodies with `concurrency` connections; returns seconds.
+    func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int) async throws -> Double {
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }())
+        defer { Task { await http.shutdown() } }
+        let next = Counter()
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    while let i = next.take(below: bodies.count) {
+                        let response = try await http.execute(method: "POST", url: url + "/_bulk?filter_path=errors,items.*.error.type,items.*.status",
+                                                              headers: [("Content-Type", "application/x-ndjson")], body: bodies[i])
+                        guard response.status == 200 else { throw BenchError("raw _bulk answered \(response.status)") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return (ContinuousClock.now - start).seconds
+    }
+
+    func createAlias(_ url: String) async throws {
+        let client = ElasticsearchClient(configuration: .init(baseURL: url))
+        defer { Task { await client.shutdown() } }
+        _ = try await IndexLayout(alias: Self.alias).ensureAlias(client)
+    }
+
+    func refill(_ pool: PostgresPool) async throws {
+        try await pool.query("""
+            INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at)
+            SELECT 'order', id, version, 'OrderPlaced', '{}', now() FROM orders ORDER BY id
+            """)
+    }
+
+    struct Drain {
+        var seconds: Double
+        var cpuSeconds: Double
+        var peakRSS: Double
+    }
+
+    /// Runs `count` indexer processes until the outbox is empty.
+    func drain(pool: PostgresPool, databaseURL: String, elasticsearchURL: String, count: Int = 1, workers: Int = 2) async throws -> Drain {
+        let start = ContinuousClock.now
+        let children = try (0..<count).map { _ in
+            try env.launch("order-indexer", environment: [
+                "DATABASE_URL": databaseURL, "ELASTICSEARCH_URL": elasticsearchURL, "ORDERS_INDEX": Self.alias,
+                "INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())", "INDEXER_WORKERS": String(workers), "LOG_LEVEL": "error",
+            ])
+        }
+        defer { children.forEach { $0.stop() } }
+        while try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? 1 > 0 {
+            guard children.allSatisfy({ $0.process.isRunning }) else { throw BenchError("an indexer exited during the drain") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        let cpu = children.map(\.cpuSeconds).reduce(0, +)
+        let rss = children.map(\.peakRSSMegabytes).max() ?? 0
+        return Drain(seconds: seconds, cpuSeconds: cpu, peakRSS: rss)
+    }
+
+    public func index() async throws -> BenchReport {
+        var report = BenchReport("index")
+        let (url, pool) = try await env.freshDatabase("bench_index")
+        defer { Task { await pool.shutdown() } }
+        logger.info("generating \(orders) orders with an outbox backlog")
+        try await DataSet(orders: orders).load(into: pool, outbox: true)
+
+        // Baseline: the same documents straight to _bulk.
+        let rawSeconds: Double
+        do {
+            let osmem = try await env.startOsmem()
+            defer { osmem.stop() }
+            try await createAlias(osmem.url)
+            let bodies = try await bulkBodies(pool: pool, index: Self.alias, throughAlias: true, batch: 500)
+            logger.info("posting the raw baseline")
+            rawSeconds = try await postRaw(bodies, to: osmem.url, concurrency: 2)
+        }
+        // The indexer draining the backlog into a fresh osmem.
+        let measured: Drain
+        do {
+            let osmem = try await env.startOsmem()
+            defer { osmem.stop() }
+            try await createAlias(osmem.url)
+            logger.info("draining the backlog with order-indexer")
+            measured = try await drain(pool: pool, databaseURL: url, elasticsearchURL: osmem.url)
+        }
+        // The indexer's own ceiling: a sink that accepts everything at once.
+        try await refill(pool)
+        let sink = try await NullSink.start(alias: Self.alias, logger: logger)
+        defer { sink.task.cancel() }
+        logger.info("draining into the null sink")
+        let ceiling = try await drain(pool: pool, databaseURL: url, elasticsearchURL: "http://127.0.0.1:\(sink.port)")
+
+        let docsPerSecond = Double(orders) / measured.seconds
+        let rawPerSecond = Double(orders) / rawSeconds
+        let sinkPerSecond = Double(orders) / ceiling.seconds
+        let cpuPerDoc = measured.cpuSeconds / Double(orders) * 1e6
+        report.add("orders", orders)
+        report.add("docs_per_s", docsPerSecond, digits: 0)
+        report.add("raw_bulk_docs_per_s", rawPerSecond, digits: 0)
+        report.add("ratio_vs_raw_bulk", docsPerSecond / rawPerSecond)
+        report.add("null_sink_docs_per_s", sinkPerSecond, digits: 0)
+        report.add("ratio_vs_null_sink", docsPerSecond / sinkPerSecond)
+        report.add("cpu_us_per_doc", cpuPerDoc, digits: 1)
+        report.add("null_sink_cpu_us_per_doc", ceiling.cpuSeconds / Double(orders) * 1e6, digits: 1)
+        report.add("peak_rss_mb", measured.peakRSS, digits: 1)
+        report.add("lost", try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? -1)
+        report.target("throughput ≥ 0.9× raw _bulk", docsPerSecond / rawPerSecond >= 0.9)
+        report.target("≤ 38 µs CPU per document", cpuPerDoc <= 38)
+        report.target("peak RSS ≤ 100 MB", measured.peakRSS <= 100)
+        return report
+    }
+
+    /// K indexer processes on one outbox against the null sink, versus one.
+    public func scaling(indexers: Int) async throws -> BenchReport {
+        var report = BenchReport("index --indexers \(indexers)")
+        let (url, pool) = try await env.freshDatabase("bench_scaling")
+        defer { Task { await pool.shutdown() } }
+        try await DataSet(orders: orders).load(into: pool, outbox: true)
+        let sink = try await NullSink.start(alias: Self.alias, logger: logger)
+        defer { sink.task.cancel() }
+        let sinkURL = "http://127.0.0.1:\(sink.port)"
+        let one = try await drain(pool: pool, databaseURL: url, elasticsearchURL: sinkURL, count: 1, workers: 1)
+        try await refill(pool)
+        let many = try await drain(pool: pool, databaseURL: url, elasticsearchURL: sinkURL, count: indexers, workers: 1)
+        let ratio = one.seconds / many.seconds
+        report.add("orders", orders)
+        report.add("indexers", indexers)
+        report.add("one_indexer_docs_per_s", Double(orders) / one.seconds, digits: 0)
+        report.add("docs_per_s", Double(orders) / many.seconds, digits: 0)
+        report.add("ratio_vs_one_indexer", ratio)
+        report.add("lost", try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? -1)
+        report.target("\(indexers) indexers ≥ 1.8× one", ratio >= 1.8)
+        return report
+    }
+
+    public func reindex() async throws -> BenchReport {
+        var report = BenchReport("reindex")
+        let small = max(1, orders / 10)
+        let smallRun = try await reindexRun(orders: small, database: "bench_reindex_small", baseline: false)
+        let fullRun = try await reindexRun(orders: orders, database: "bench_reindex", baseline: true)
+        let docsPerSecond = Double(orders) / fullRun.seconds
+        let rawPerSecond = Double(orders) / (fullRun.rawSeconds ?? .infinity)
+        report.add("orders", orders)
+        report.add("docs_per_s", docsPerSecond, digits: 0)
+        report.add("raw_bulk_docs_per_s", rawPerSecond, digits: 0)
+        report.add("ratio_vs_raw_bulk", docsPerSecond / rawPerSecond)
+        report.add("peak_rss_mb", fullRun.peakRSS, digits: 1)
+        report.add("peak_rss_mb_at_tenth", smallRun.peakRSS, digits: 1)
+        report.add("rss_growth", fullRun.peakRSS / smallRun.peakRSS)
+        report.add("lost", fullRun.lost)
+        report.target("reindex ≥ 0.8× raw _bulk", docsPerSecond / rawPerSecond >= 0.8)
+        report.target("peak RSS at N ≤ 1.5× at N/10", fullRun.peakRSS / smallRun.peakRSS <= 1.5)
+        return report
+    }
+
+    struct ReindexRun {
+        var seconds: Double
+        var rawSeconds: Double?
+        var peakRSS: Double
+        var lost: Int
+    }
+
+    func reindexRun(orders: Int, database: String, baseline: Bool) async throws -> ReindexRun {
+        let (url, pool) = try await env.freshDatabase(database)
+        defer { Task { await pool.shutdown() } }
+        try await DataSet(orders: orders).load(into: pool, outbox: false)
+        var rawSeconds: Double?
+        if baseline {
+            let osmem = try await env.startOsmem()
+            defer { osmem.stop() }
+            try await createAlias(osmem.url)
+            let bodies = try await bulkBodies(pool: pool, index: Self.alias, throughAlias: true, batch: 1000)
+            rawSeconds = try await postRaw(bodies, to: osmem.url, concurrency: 1)
+        }
+        let osmem = try await env.startOsmem()
+        defer { osmem.stop() }
+        try await createAlias(osmem.url)
+        let start = ContinuousClock.now
+        let admin = try env.launch("order-admin", ["reindex", "--batch-size", "1000"], environment: [
+            "DATABASE_URL": url, "ELASTICSEARCH_URL": osmem.url, "ORDERS_INDEX": Self.alias, "LOG_LEVEL": "error",
+        ])
+        var peak = 0.0
+        while admin.process.isRunning {
+            peak = max(peak, admin.peakRSSMegabytes)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        guard admin.wait() == 0 else { throw BenchError("order-admin reindex failed") }
+        let seconds = (ContinuousClock.now - start).seconds
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        defer { Task { await client.shutdown() } }
+        let indexed = try await client.count(Self.alias)
+        return ReindexRun(seconds: seconds, rawSeconds: rawSeconds, peakRSS: peak, lost: orders - indexed)
+    }
+}
+
+/// Hands out indices 0..<n to concurrent workers.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        defer { value += 1 }
+        return value
+    }
+}

@@ -1,0 +1,284 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import Logging
+import OrderDomain
+import OrderSearchAPI
+import OrderStore
+import PostgresClient
+import ReadModel
+
+/// `write`, `lag`, `search`: the HTTP services against baselines that skip them.
+public struct ServiceBenchmarks: Sendable {
+    let env: BenchEnvironment
+    let orders: Int
+    let logger: Logger
+
+    public init(env: BenchEnvironment, orders: Int, logger: Logger) {
+        self.env = env
+        self.orders = orders
+        self.logger = logger
+    }
+
+    static func orderBody(customer: Int, _ i: Int) -> String {
+        let product = DataSet.products[i % DataSet.products.count]
+        return #"{"customer_id":"cus_b\#(customer)","currency":"EUR","items":[{"sku":"SKU-\#(i % 20)","name":"\#(product)","quantity":\#(1 + i % 3),"unit_price":"\#(5 + i % 50).99"}],"shipping_address":{"line1":"Main Street 1","city":"Berlin","postal_code":"10115","country":"DE"}}"#
+    }
+
+    /// Runs `total` calls of `call` at `concurrency`; returns (seconds, latencies).
+    static func load(total: Int, concurrency: Int, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> (Double, Latencies) {
+        let next = Counter()
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: Latencies.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var local = Latencies()
+                    while let i = next.take(below: total) {
+                        let t = ContinuousClock.now
+                        try await call(i)
+                        local.add((ContinuousClock.now - t).seconds)
+                    }
+                    return local
+                }
+            }
+            return try await group.reduce(into: Latencies()) { $0.add($1) }
+        }
+        return ((ContinuousClock.now - start).seconds, latencies)
+    }
+
+    public func write(requests: Int, concurrency: Int = 16) async throws -> BenchReport {
+        var report = BenchReport("write")
+        let (url, pool) = try await env.freshDatabase("bench_write")
+        defer { Task { await pool.shutdown() } }
+        try await DataSet(orders: 500).load(into: pool, outbox: false)  // 100 customers
+        // Baseline: the same transactions straight through libpq (the application service, no HTTP).
+        let service = WriteService(pool: pool, logger: logger)
+        let (directSeconds, directLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
+            let command = PlaceOrder(customerID: "cus_b\(i % 100)", currency: "EUR",
+                                     items: [.init(sku: "SKU-\(i % 20)", name: DataSet.products[i % DataSet.products.count], quantity: 1 + i % 3, unitPrice: "\(5 + i % 50).99")],
+                                     shippingAddress: ShippingAddress(line1: "Main Street 1", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"), note: nil)
+            _ = try await service.placeOrder(command, request: .init(idempotencyKey: nil, fingerprint: "", expectedVersion: nil)) { order in
+                .init(status: 201, headers: [:], body: order.json)
+            }
+        }
+        // Measured: place-order over HTTP against the real order-write-api process.
+        let port = freePort()
+        let api = try env.launch("order-write-api", environment: ["DATABASE_URL": url, "WRITE_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
+        defer { api.stop() }
+        try await waitForHTTP("http://127.0.0.1:\(port)/health")
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; return c }())
+        defer { Task { await http.shutdown() } }
+        let (httpSeconds, httpLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
+            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(port)/orders", headers: [("Content-Type", "application/json")],
+                                                  body: Array(Self.orderBody(customer: i % 100, i).utf8))
+            guard response.status == 201 else { throw BenchError("POST /orders answered \(response.status)") }
+        }
+        let ratio = (Double(requests) / httpSeconds) / (Double(requests) / directSeconds)
+        report.add("requests", requests)
+        report.add("concurrency", concurrency)
+        report.add("http_orders_per_s", Double(requests) / httpSeconds, digits: 0)
+        report.add("p50_ms", httpLatency.percentile(50) * 1000)
+        report.add("p99_ms", httpLatency.percentile(99) * 1000)
+        report.add("raw_sql_orders_per_s", Double(requests) / directSeconds, digits: 0)
+        report.add("raw_sql_p50_ms", directLatency.percentile(50) * 1000)
+        report.add("raw_sql_p99_ms", directLatency.percentile(99) * 1000)
+        report.add("ratio_vs_raw_sql", ratio)
+        report.target("HTTP ≥ 0.5× raw libpq", ratio >= 0.5)
+        return report
+    }
+
+    /// Steady command rate; commit-to-acknowledged from the indexer's histogram,
+    /// commit-to-searchable by polling; baseline: the same polling for documents
+    /// posted straight to osmem at the same rate.
+    public func lag(rate: Int = 300, seconds: Int = 30) async throws -> BenchReport {
+        var report = BenchReport("lag")
+        let (url, pool) = try await env.freshDatabase("bench_lag")
+        defer { Task { await pool.shutdown() } }
+        try await DataSet(orders: 500).load(into: pool, outbox: false)
+        let osmem = try await env.startOsmem()
+        defer { osmem.stop() }
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        defer { Task { await client.shutdown() } }
+        _ = try await IndexLayout(alias: "orders").ensureAlias(client)
+        let metricsPort = freePort(), apiPort = freePort()
+        let indexer = try env.launch("order-indexer", environment: [
+            "DATABASE_URL": url, "ELASTICSEARCH_URL": osmem.url, "ORDERS_INDEX": "orders", "INDEXER_METRICS_ADDR": "127.0.0.1:\(metricsPort)", "LOG_LEVEL": "error",
+        ])
+        defer { indexer.stop() }
+        let api = try env.launch("order-write-api", environment: ["DATABASE_URL": url, "WRITE_API_ADDR": "127.0.0.1:\(apiPort)", "LOG_LEVEL": "error"])
+        defer { api.stop() }
+        try await waitForHTTP("http://127.0.0.1:\(apiPort)/health")
+        try await waitForHTTP("http://127.0.0.1:\(metricsPort)/health")
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = 48; return c }())
+        defer { Task { await http.shutdown() } }
+
+        let searchable = try await steady(rate: rate, seconds: seconds) { i in
+            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(apiPort)/orders", headers: [("Content-Type", "application/json")],
+                                                  body: Array(Self.orderBody(customer: i % 100, i).utf8))
+            guard response.status == 201, let id = (try? JSONParser.parse(response.body))?["id"]?.stringValue else {
+                throw BenchError("POST /orders answered \(response.status)")
+            }
+            return id
+        } visible: { id in try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0 }
+        let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics").bodyString
+
+        // Baseline: documents posted straight to osmem at the same rate, same polling.
+        let direct = try await steady(rate: rate, seconds: min(seconds, 15)) { i in
+            let id = "ord_direct_\(i)"
+            var request = BulkRequest()
+            request.index("orders", id: id, version: 1, requireAlias: true) {
+                $0.value(["order_id": .string(id), "version": 1, "status": "pending", "total": "10.00", "created_at": "2026-01-01T00:00:00Z"])
+            }
+            _ = try await client.bulk(request)
+            return id
+        } visible: { id in try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0 }
+
+        let p50 = (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 50) ?? .infinity) * 1000
+        let p99 = (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000
+        report.add("rate_per_s", rate)
+        report.add("seconds", seconds)
+        report.add("p50_ack_ms", p50)
+        report.add("p99_ack_ms", p99)
+        report.add("p50_ms", searchable.percentile(50) * 1000)
+        report.add("p99_ms", searchable.percentile(99) * 1000)
+        report.add("direct_p50_ms", direct.percentile(50) * 1000)
+        report.add("direct_p99_ms", direct.percentile(99) * 1000)
+        report.add("lost", try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? -1)
+        report.target("commit → acknowledged p50 ≤ 10 ms (histogram bucket bound)", p50 <= 10)
+        report.target("commit → acknowledged p99 ≤ 50 ms (histogram bucket bound)", p99 <= 50)
+        return report
+    }
+
+    /// Issues `write` at a steady rate; for every 10th write polls `visible`
+    /// and returns the write-to-visible latencies.
+    func steady(rate: Int, seconds: Int, write: @escaping @Sendable (Int) async throws -> String,
+                visible: @escaping @Sendable (String) async throws -> Bool) async throws -> Latencies {
+        let total = rate * seconds
+        let interval = Duration.seconds(1) / rate
+        let start = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Double?.self) { group in
+            for i in 0..<total {
+                try await Task.sleep(until: start + interval * i, clock: .continuous)
+                group.addTask {
+                    let id = try await write(i)
+                    guard i % 10 == 0 else { return nil }
+                    let written = ContinuousClock.now
+                    while try await !visible(id) {
+                        if ContinuousClock.now - written > .seconds(30) { return 30 }
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
+                    return (ContinuousClock.now - written).seconds
+                }
+            }
+            var latencies = Latencies()
+            for try await sample in group { if let sample { latencies.add(sample) } }
+            return latencies
+        }
+    }
+
+    static let queryMix = [
+        "q=mug", "q=runing%20shoes", "q=ali&sort=-total", "status=paid&country=DE", "currency=EUR&total_min=50&total_max=250",
+        "sort=created_at&size=50", "created_from=2025-06-01&created_to=2025-09-01&status=shipped,delivered", "q=berlin&facet_size=20",
+        "country=FR,IT&currency=EUR&sort=total", "q=SKU-3-0",
+    ]
+
+    public func search(requests: Int, concurrency: Int = 8, memoryRequests: Int = 10_000) async throws -> BenchReport {
+        var report = BenchReport("search")
+        let (_, pool) = try await env.freshDatabase("bench_search")
+        defer { Task { await pool.shutdown() } }
+        try await DataSet(orders: orders).load(into: pool, outbox: false)
+        let osmem = try await env.startOsmem()
+        defer { osmem.stop() }
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        defer { Task { await client.shutdown() } }
+        _ = try await IndexLayout(alias: "orders").ensureAlias(client)
+        _ = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), logger: logger).load(into: "orders", throughAlias: true)
+
+        let port = freePort()
+        let api = try env.launch("order-search-api", environment: ["ELASTICSEARCH_URL": osmem.url, "SEARCH_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
+        defer { api.stop() }
+        try await waitForHTTP("http://127.0.0.1:\(port)/health")
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(120); return c }())
+        defer { Task { await http.shutdown() } }
+        // Deep pages: follow the cursor 30 pages down one query, then use those cursors in the mix.
+        var queries = Self.queryMix
+        var cursor: String?
+        for page in 0..<30 {
+            let q = "sort=-created_at&size=100" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let body = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(q)").body
+            cursor = (try? JSONParser.parse(body))?["next_cursor"]?.stringValue
+            if page % 10 == 9 { queries.append(q) }
+            if cursor == nil { break }
+        }
+        let bodies = try queries.map { try elasticsearchSearchBody(forQueryString: $0.removingPercentEncoding ?? $0) }
+        let snapshot = queries
+        let (directSeconds, directLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
+            _ = try await client.search("orders", body: bodies[i % bodies.count])
+        }
+        let (apiSeconds, apiLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
+            let response = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+            guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
+        }
+        api.stop()
+
+        // Memory over many requests: the API against a stub cluster that answers
+        // a canned result at once (osmem would need hours for 10k faceted queries).
+        let canned = try await client.search("orders", body: bodies[0]).serializedBytes
+        let stub = try await CannedSearch.start(body: canned, logger: logger)
+        defer { stub.task.cancel() }
+        let stubAPI = try env.launch("order-search-api", environment: [
+            "ELASTICSEARCH_URL": "http://127.0.0.1:\(stub.port)", "SEARCH_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error",
+        ])
+        defer { stubAPI.stop() }
+        try await waitForHTTP("http://127.0.0.1:\(port)/health")
+        _ = try await Self.load(total: memoryRequests / 10, concurrency: concurrency) { i in
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+        }
+        let rssEarly = stubAPI.rssMegabytes
+        _ = try await Self.load(total: memoryRequests, concurrency: concurrency) { i in
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+        }
+        let rssLate = stubAPI.rssMegabytes
+
+        let ratio = directSeconds / apiSeconds
+        report.add("orders", orders)
+        report.add("requests", requests)
+        report.add("concurrency", concurrency)
+        report.add("queries_per_s", Double(requests) / apiSeconds)
+        report.add("direct_queries_per_s", Double(requests) / directSeconds)
+        report.add("ratio_vs_direct", ratio)
+        report.add("p50_ms", apiLatency.percentile(50) * 1000)
+        report.add("p99_ms", apiLatency.percentile(99) * 1000)
+        report.add("direct_p50_ms", directLatency.percentile(50) * 1000)
+        report.add("direct_p99_ms", directLatency.percentile(99) * 1000)
+        report.add("p50_overhead_ms", (apiLatency.percentile(50) - directLatency.percentile(50)) * 1000)
+        report.add("p99_overhead_ms", (apiLatency.percentile(99) - directLatency.percentile(99)) * 1000)
+        report.add("rss_mb_after_1k", rssEarly, digits: 1)
+        report.add("rss_mb_after_11k", rssLate, digits: 1)
+        report.add("rss_growth", rssLate / max(rssEarly, 0.001))
+        report.target("API ≥ 0.9× direct throughput", ratio >= 0.9)
+        report.target("memory flat over \(memoryRequests) requests (growth ≤ 1.2×)", rssLate / max(rssEarly, 0.001) <= 1.2)
+        return report
+    }
+}
+
+import Hummingbird
+
+/// A stub cluster answering every search with one canned result.
+enum CannedSearch {
+    static func start(body: [UInt8], logger: Logger) async throws -> (port: Int, task: Task<Void, any Error>) {
+        let router = Router()
+        router.get("/") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "{}"))) }
+        router.post("/:index/_search") { request, _ in
+            for try await _ in request.body {}
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "canned"),
+                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let task = Task { try await app.run() }
+        var iterator = stream.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw BenchError("stub did not start") }
+        return (port, task)
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Logging
+import OrderBench
+
+@main
+struct OrderBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "order-bench",
+        abstract: "Measures the performance targets against a baseline in the same run (run it through scripts/bench).",
+        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, All.self]
+    )
+}
+
+struct Common: ParsableArguments {
+    @Option(help: "Orders in the generated data set.") var orders = 100_000
+    @Flag(help: "Print one JSON object per benchmark.") var json = false
+
+    func context() throws -> (BenchEnvironment, Logger) {
+        var logger = Logger(label: "order-bench")
+        logger.logLevel = json ? .warning : .info
+        return (try BenchEnvironment(logger: logger), logger)
+    }
+}
+
+struct Write: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    @Option(help: "Requests per side.") var requests = 5000
+    func run() async throws {
+        let (env, logger) = try common.context()
+        try await ServiceBenchmarks(env: env, orders: common.orders, logger: logger).write(requests: requests).print(json: common.json)
+    }
+}
+
+struct Index: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    @Option(help: "With more than 1: compare that many indexer processes with one, against the null sink.") var indexers = 1
+    func run() async throws {
+        let (env, logger) = try common.context()
+        let bench = IndexBenchmarks(env: env, orders: common.orders, logger: logger)
+        if indexers > 1 {
+            try await bench.scaling(indexers: indexers).print(json: common.json)
+        } else {
+            try await bench.index().print(json: common.json)
+        }
+    }
+}
+
+struct Lag: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    @Option(help: "Commands per second.") var rate = 300
+    @Option(help: "Seconds.") var seconds = 30
+    func run() async throws {
+        let (env, logger) = try common.context()
+        try await ServiceBenchmarks(env: env, orders: common.orders, logger: logger).lag(rate: rate, seconds: seconds).print(json: common.json)
+    }
+}
+
+struct Search: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    @Option(help: "Requests per side.") var requests = 300
+    func run() async throws {
+        let (env, logger) = try common.context()
+        // Facets cost osmem ~0.4 s CPU per query at 20k orders; larger sets only measure osmem.
+        try await ServiceBenchmarks(env: env, orders: min(common.orders, 20_000), logger: logger).search(requests: requests).print(json: common.json)
+    }
+}
+
+struct Reindex: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    func run() async throws {
+        let (env, logger) = try common.context()
+        try await IndexBenchmarks(env: env, orders: common.orders, logger: logger).reindex().print(json: common.json)
+    }
+}
+
+struct All: AsyncParsableCommand {
+    @OptionGroup var common: Common
+    func run() async throws {
+        let (env, logger) = try common.context()
+        let service = ServiceBenchmarks(env: env, orders: common.orders, logger: logger)
+        let index = IndexBenchmarks(env: env, orders: common.orders, logger: logger)
+        try await service.write(requests: 5000).print(json: common.json)
+        try await index.index().print(json: common.json)
+        try await index.scaling(indexers: 3).print(json: common.json)
+        try await service.lag().print(json: common.json)
+        try await ServiceBenchmarks(env: env, orders: min(common.orders, 20_000), logger: logger).search(requests: 300).print(json: common.json)
+        try await index.reindex().print(json: common.json)
+    }
+}
