@@ -28,7 +28,8 @@ public struct BenchEnvironment: Sendable {
         let admin = try PostgresConnection(connectionString: databaseURL)
         try admin.executeTrusted("DROP DATABASE IF EXISTS \(name)")
         try admin.executeTrusted("CREATE DATABASE \(name)")
-        let url = databaseURL.replacingOccurrences(of: "/orders", with: "/\(name)")
+        guard let slash = databaseURL.lastIndex(of: "/") else { throw BenchError("ORDER_BENCH_DATABASE_URL has no database name") }
+        let url = String(databaseURL[...slash]) + name
         let pool = PostgresPool(configuration: .init(connectionString: url, size: 16, applicationName: "order-bench"), logger: logger)
         try await Migrator(logger: logger).migrate(pool)
         return (url, pool)

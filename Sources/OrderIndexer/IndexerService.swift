@@ -12,8 +12,10 @@ public struct IndexerService: Service {
     public struct Configuration: Sendable {
         public var workers = 2
         public var pollInterval: Duration = .seconds(1)
-        /// Lets a burst of commits gather into one batch ("batch by time").
-        public var batchDelay: Duration = .milliseconds(2)
+        /// After a wake-up, lets a burst of commits gather into one batch
+        /// ("batch by time"). Zero by default: under load batches fill by count
+        /// anyway, and at low rates every millisecond is latency.
+        public var batchDelay: Duration = .zero
         public var aliasCheckInterval: Duration = .seconds(5)
         public var processor = OutboxProcessor.Configuration()
         public var rebuildBatchSize = 1000
@@ -75,7 +77,7 @@ public struct IndexerService: Service {
                 failures = 0
                 if processed > 0 { continue }
                 await wake.wait(after: generation, timeout: configuration.pollInterval)
-                if !Task.isCancelled { try? await Task.sleep(for: configuration.batchDelay) }
+                if !Task.isCancelled, configuration.batchDelay > .zero { try? await Task.sleep(for: configuration.batchDelay) }
             } catch is CancellationError {
                 return
             } catch OutboxProcessor.ProcessError.indexMissing {

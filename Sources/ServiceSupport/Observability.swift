@@ -20,6 +20,11 @@ public enum Observability {
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
         ]
+        // Finer resolution where the latency targets are (commit → acknowledged: p50 ≤ 10 ms, p99 ≤ 50 ms).
+        let fine: [Duration] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000, 10000]
+            .map { .milliseconds($0) }
+        factory.durationHistogramBuckets["indexer_commit_to_ack_seconds"] = fine
+        factory.durationHistogramBuckets["indexer_bulk_duration_seconds"] = fine
         MetricsSystem.bootstrap(factory)
         return Logger(label: label)
     }

@@ -49,9 +49,10 @@ struct Lag: AsyncParsableCommand {
     @OptionGroup var common: Common
     @Option(help: "Commands per second.") var rate = 300
     @Option(help: "Seconds.") var seconds = 30
+    @Flag(help: "Index into a sink that acknowledges at once: the indexer's own latency, without osmem's stalls.") var nullSink = false
     func run() async throws {
         let (env, logger) = try common.context()
-        try await ServiceBenchmarks(env: env, orders: common.orders, logger: logger).lag(rate: rate, seconds: seconds).print(json: common.json)
+        try await ServiceBenchmarks(env: env, orders: common.orders, logger: logger).lag(rate: rate, seconds: seconds, nullSink: nullSink).print(json: common.json)
     }
 }
 

@@ -11,6 +11,7 @@ let configuration = ServiceConfiguration(environment: environment)
 var indexerConfiguration = IndexerService.Configuration()
 if let workers = environment["INDEXER_WORKERS"].flatMap(Int.init), workers > 0 { indexerConfiguration.workers = workers }
 if let batch = environment["INDEXER_BATCH_SIZE"].flatMap(Int.init), batch > 0 { indexerConfiguration.processor.batchSize = batch }
+if let delay = environment["INDEXER_BATCH_DELAY_MS"].flatMap(Int.init), delay >= 0 { indexerConfiguration.batchDelay = .milliseconds(delay) }
 
 let pool = PostgresPool(
     configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 2, applicationName: "order-indexer"),
