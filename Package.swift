@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
 
         // Pure domain: no I/O.
-        .target(name: "OrderDomain", swiftSettings: swiftSettings),
+        .target(name: "OrderDomain", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
 
         // Infrastructure adapters.
         .target(
@@ -84,7 +84,8 @@ let package = Package(
         .target(
             name: "OrderWriteAPI",
             dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport",
-                           .product(name: "HTTPTypes", package: "swift-http-types")],
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OrderStore
 import PostgresClient
+import ServiceSupport
 
 /// What `scripts/bench` provides: a private PostgreSQL, the osmem-server
 /// binary, and the directory of the release products.
@@ -38,7 +39,8 @@ public struct BenchEnvironment: Sendable {
     /// A fresh (empty) osmem-server on a free port.
     public func startOsmem() async throws -> Child {
         let port = freePort()
-        let child = try Child(osmemPath, ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja"], environment: [:], port: port)
+        let child = try Child(osmemPath, ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())],
+                              environment: [:], port: port)
         let client = ElasticsearchClient(configuration: .init(baseURL: child.url))
         defer { Task { await client.shutdown() } }
         for _ in 0..<100 {
@@ -113,22 +115,7 @@ public final class Child: @unchecked Sendable {
     deinit { if process.isRunning { kill(pid, SIGKILL) } }
 }
 
-func freePort() -> Int {
-    for _ in 0..<100 {
-        let port = Int.random(in: 20_000...45_000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if bound == 0 { return port }
-    }
-    return 44_999
-}
+func freePort() -> Int { HostAndPort.freeLoopbackPort() }
 
 /// Waits for an HTTP endpoint to answer 200.
 func waitForHTTP(_ url: String, timeout: Duration = .seconds(30)) async throws {

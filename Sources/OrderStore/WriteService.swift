@@ -74,6 +74,10 @@ public struct WriteService: Sendable {
         try await pool.withConnection { try CustomerRepository.find(id, forUpdate: false, on: $0) }
     }
 
+    public func customerExists(id: String) async throws -> Bool {
+        try await !pool.query("SELECT 1 FROM customers WHERE id = $1", [id]).isEmpty
+    }
+
     public func order(id: String) async throws -> Order? {
         try await pool.transaction(isolation: .repeatableReadReadOnly) { try OrderRepository.find(id, forUpdate: false, on: $0) }
     }

@@ -134,8 +134,16 @@ struct WriteHandlers: Sendable {
             reader.merge(addressReader)
         }
         let command = PlaceOrder(customerID: customerID, currency: currency, items: items, shippingAddress: address, note: note)
-        let errors = reader.combined(with: Order.validate(command))
-        if !errors.isEmpty { throw Self.validationProblem(errors) }
+        var errors = reader.combined(with: Order.validate(command))
+        if !errors.isEmpty {
+            // List an unknown customer too, so one response names every offending field
+            // (for a valid command the transaction checks it under a lock).
+            if !customerID.isEmpty, !errors.contains(where: { $0.field == "customer_id" }),
+               try await !mapErrors({ try await service.customerExists(id: customerID) }) {
+                errors.append(FieldError(field: "customer_id", message: "no customer has this id"))
+            }
+            throw Self.validationProblem(errors)
+        }
         let context = try commandRequest(request, body: body, method: "POST", path: "/orders")
         return try await respond {
             try await service.placeOrder(command, request: context) {

@@ -13,5 +13,5 @@ let pool = PostgresPool(
 let service = WriteService(pool: pool, logger: logger)
 let app = buildWriteApplication(service: service, address: configuration.writeAPIAddress, logger: logger)
 logger.info("starting", metadata: ["http.address": "\(configuration.writeAPIAddress)"])
-try await runUntilSignalled([app], logger: logger)
+try await runUntilSignalled([app, IdempotencyKeyPruner(service: service, logger: logger)], logger: logger)
 await pool.shutdown()

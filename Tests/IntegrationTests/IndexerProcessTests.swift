@@ -35,7 +35,8 @@ import Testing
     /// empty, and the indexer rebuilds everything from PostgreSQL on its own.
     @Test func searchServerDownThenBackEmpty() async throws {
         let port = ChildProcess.freePort()
-        let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja"]
+        // -parent-pid: osmem exits by itself should the test process die first.
+        let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())]
         let first = try ChildProcess(ChildProcess.osmem, arguments: arguments)
         let h = try await IndexerHarness.start(elasticsearchURL: "http://127.0.0.1:\(port)")
         let second = Locked<ChildProcess?>(nil)
@@ -55,5 +56,6 @@ import Testing
         #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
         #expect(try await h.expectedVersions().count == 30)
         await indexer.stop()
+        restarted.kill()
     }
 }

@@ -88,7 +88,8 @@ import Testing
             "items[1].unit_price", "items[2].sku", "items[2].name", "items[2].unit_price", "items[3].unit_price", "items[3].colour",
             "shipping_address.country", "coupon",
         ])
-        expectProblem(try await api.client.post("/orders", orderBody(customerID: "cus_nobody")), 422)
+        #expect(expectProblem(try await api.client.post("/orders", orderBody(customerID: "cus_nobody")), 422) == ["customer_id"])
+        #expect(Set(expectProblem(try await api.client.post("/orders", orderBody(customerID: "cus_nobody", currency: "XXY")), 422)) == ["customer_id", "currency"])
         let noItems = try await api.client.post("/orders", json(["customer_id": .string(customer), "currency": "EUR", "items": [],
                                                                   "shipping_address": ["line1": "x", "city": "y", "postal_code": "1", "country": "DE"]]))
         #expect(expectProblem(noItems, 422) == ["items"])

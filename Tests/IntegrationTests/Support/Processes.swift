@@ -1,4 +1,5 @@
 import Foundation
+import ServiceSupport
 
 /// Child processes for tests that need a real process boundary (SIGKILL, a
 /// search server that dies and comes back empty).
@@ -34,21 +35,5 @@ final class ChildProcess: @unchecked Sendable {
 
     static var osmem: URL { TestEnvironment.repositoryRoot.appendingPathComponent(".venv/bin/osmem-server") }
 
-    /// A TCP port nobody listens on right now.
-    static func freePort() -> Int {
-        for _ in 0..<50 {
-            let port = Int.random(in: 20_000...40_000)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            close(fd)
-            if bound == 0 { return port }
-        }
-        return 39_999
-    }
+    static func freePort() -> Int { HostAndPort.freeLoopbackPort() }
 }
