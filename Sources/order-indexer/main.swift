@@ -14,7 +14,7 @@ if let batch = environment["INDEXER_BATCH_SIZE"].flatMap(Int.init), batch > 0 { 
 if let delay = environment["INDEXER_BATCH_DELAY_MS"].flatMap(Int.init), delay >= 0 { indexerConfiguration.batchDelay = .milliseconds(delay) }
 
 let pool = PostgresPool(
-    configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 2, applicationName: "order-indexer"),
+    configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 3, applicationName: "order-indexer"),
     logger: logger
 )
 let client = ElasticsearchClient(configuration: .init(environment: environment, connections: indexerConfiguration.workers + 1))

@@ -28,7 +28,7 @@ struct IndexerHarness {
 
     /// Starts an indexer (its own pool and client) and returns a handle to stop it.
     func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500) throws -> RunningIndexer {
-        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 2), logger: TestEnvironment.logger)
+        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 3), logger: TestEnvironment.logger)
         let client = ElasticsearchClient(configuration: .init(baseURL: elasticsearchURL ?? self.elasticsearchURL))
         var configuration = IndexerService.Configuration()
         configuration.workers = workers
