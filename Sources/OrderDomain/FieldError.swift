@@ -42,7 +42,9 @@ public struct FieldErrors: Sendable {
 enum Rules {
     static func text(_ value: String, field: String, max: Int, into errors: inout FieldErrors) {
         let count = value.unicodeScalars.count
-        if value.trimmingWhitespace.isEmpty {
+        if value.unicodeScalars.contains("\u{0}") {
+            errors.add(field, "must not contain NUL characters")
+        } else if value.trimmingWhitespace.isEmpty {
             errors.add(field, "must not be empty")
         } else if count > max {
             errors.add(field, "must be at most \(max) characters")
@@ -52,6 +54,8 @@ enum Rules {
     static func optionalText(_ value: String?, field: String, max: Int, into errors: inout FieldErrors) {
         if let value, value.unicodeScalars.count > max {
             errors.add(field, "must be at most \(max) characters")
+        } else if let value, value.unicodeScalars.contains("\u{0}") {
+            errors.add(field, "must not contain NUL characters")
         }
     }
 

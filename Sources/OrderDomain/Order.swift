@@ -126,7 +126,9 @@ public struct Order: Sendable, Equatable {
     /// Whether the customer exists is the application's question (it needs I/O).
     public static func validate(_ command: PlaceOrder) -> [FieldError] {
         var errors = FieldErrors()
-        if command.customerID.isEmpty { errors.add("customer_id", "must not be empty") }
+        if command.customerID.isEmpty || command.customerID.utf8.count > 100 || command.customerID.unicodeScalars.contains("\u{0}") {
+            errors.add("customer_id", "must be a customer id")
+        }
         Rules.currency(command.currency, field: "currency", into: &errors)
         if command.items.isEmpty || command.items.count > maxItems {
             errors.add("items", "must contain between 1 and \(maxItems) items")

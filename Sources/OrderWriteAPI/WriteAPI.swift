@@ -22,16 +22,26 @@ public func buildWriteRouter(service: WriteService, logger: Logger) -> Router<Ba
     }
     let handlers = WriteHandlers(service: service, logger: logger)
     router.post("/customers") { request, _ in try await handlers.registerCustomer(request) }
-    router.get("/customers/:id") { _, context in try await handlers.getCustomer(try context.parameters.require("id")) }
-    router.patch("/customers/:id") { request, context in try await handlers.changeCustomer(request, id: try context.parameters.require("id")) }
+    router.get("/customers/:id") { _, context in try await handlers.getCustomer(try resourceID(context)) }
+    router.patch("/customers/:id") { request, context in try await handlers.changeCustomer(request, id: try resourceID(context)) }
     router.post("/orders") { request, _ in try await handlers.placeOrder(request) }
-    router.get("/orders/:id") { _, context in try await handlers.getOrder(try context.parameters.require("id")) }
+    router.get("/orders/:id") { _, context in try await handlers.getOrder(try resourceID(context)) }
     for action in ["pay", "ship", "deliver", "cancel"] {
         router.post("/orders/:id/\(action)") { request, context in
-            try await handlers.orderCommand(action, request, id: try context.parameters.require("id"))
+            try await handlers.orderCommand(action, request, id: try resourceID(context))
         }
     }
     return router
+}
+
+/// The `{id}` of the path. Ids are short printable strings; anything else
+/// cannot name a resource (and must not reach libpq, which stops at NUL).
+func resourceID(_ context: BasicRequestContext) throws -> String {
+    let id = try context.parameters.require("id")
+    guard (1...100).contains(id.utf8.count), !id.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+        throw Problem(.notFound, detail: "no such resource")
+    }
+    return id
 }
 
 /// Builds the whole write application (server, router) from configuration.

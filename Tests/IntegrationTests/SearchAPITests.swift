@@ -171,6 +171,23 @@ import Testing
         #expect(statuses[200, default: 0] > 1000)
     }
 
+    @Test func randomParameterValuesAreAnsweredOr400() async throws {
+        let f = try await fixture()
+        var rng = SystemRandomNumberGenerator()
+        let names = ["status", "currency", "country", "customer_id", "sku", "total_min", "total_max", "created_from", "created_to", "sort",
+                     "size", "facet_size", "cursor", "q"]
+        let values = ["", "0", "-1", "101", "1e3", "paid", "PAID", "EUR", "eu", "DE,FR", ",,,", "2026-13-01", "2026-02-28T25:00:00Z",
+                      "2026-01-01T00:00:00+14:00", "0001-01-01", "9999-12-31", "99999999999999", "12.345", "%00", "%ZZ", "-total",
+                      "relevance", "v1.x.y", String(repeating: "z", count: 200), "🙂", "a%26b%3Dc"]
+        for _ in 0..<400 {
+            let query = (0..<Int.random(in: 1...4, using: &rng)).map { _ in
+                "\(names.randomElement(using: &rng)!)=\(values.randomElement(using: &rng)!)"
+            }.joined(separator: "&")
+            let reply = try await f.search.get("/search/orders?\(query)")
+            #expect(reply.status == 200 || reply.status == 400, "\(query) → \(reply.status) \(reply.text)")
+        }
+    }
+
     @Test func documentEndpoint() async throws {
         let f = try await fixture()
         let reply = try await f.search.get("/search/orders/ord_seed_001")
