@@ -109,7 +109,7 @@ let package = Package(
         ),
         .target(
             name: "OrderAdmin",
-            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient"],
+            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport"],
             swiftSettings: swiftSettings
         ),
         .target(

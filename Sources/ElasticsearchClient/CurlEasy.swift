@@ -1,5 +1,6 @@
 import CCurl
 import CCurlShim
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -115,5 +116,3 @@ final class CurlEasy {
         return .success(HTTPResponse(status: status, headers: sink.headers, body: sink.body))
     }
 }
-
-import Foundation

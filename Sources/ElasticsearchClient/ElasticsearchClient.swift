@@ -199,6 +199,15 @@ public final class ElasticsearchClient: Sendable {
         _ = try await request("POST", "/_aliases", json: w.bytes)
     }
 
+    /// Sets `index.refresh_interval` (`"-1"` pauses refreshes during a bulk load).
+    public func setRefreshInterval(_ index: String, _ interval: String) async throws(ElasticsearchError) {
+        var w = JSONWriter()
+        w.raw("{\"index\":{\"refresh_interval\":")
+        w.string(interval)
+        w.raw("}}")
+        _ = try await request("PUT", "/\(Self.escape(index))/_settings", json: w.bytes)
+    }
+
     public func refresh(_ index: String) async throws(ElasticsearchError) {
         _ = try await request("POST", "/\(Self.escape(index))/_refresh")
     }

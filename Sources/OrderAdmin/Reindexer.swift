@@ -1,4 +1,5 @@
 import ElasticsearchClient
+import JSONSupport
 import Logging
 import PostgresClient
 import ReadModel
@@ -89,12 +90,17 @@ public struct Reindexer: Sendable {
             try await Self.step("registering the new index for catch-up") {
                 try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [newIndex])
             }
+            // No refreshes while loading (the bulk load is faster); one explicit refresh before the swap.
+            try await Self.step("pausing refreshes") { try await client.setRefreshInterval(newIndex, "-1") }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
             let summary = try await Self.step("loading documents") {
                 try await loader.load(into: newIndex, throughAlias: false) { done in progress(done, total) }
             }
             guard summary.rejected.isEmpty else { throw ReindexError.rejectedDocuments(summary.rejected.count) }
-            try await Self.step("refreshing \(newIndex)") { try await client.refresh(newIndex) }
+            try await Self.step("refreshing \(newIndex)") {
+                try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping))
+                try await client.refresh(newIndex)
+            }
             try await Self.step("swapping the alias") {
                 try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) } + [.add(index: newIndex, alias: layout.alias)])
             }
@@ -113,6 +119,11 @@ public struct Reindexer: Sendable {
             }
             throw error
         }
+    }
+
+    /// The mapping's own `settings.refresh_interval`, restored after the load.
+    static func refreshInterval(in mapping: [UInt8]) -> String {
+        (try? JSONParser.parse(mapping))?["settings"]?["refresh_interval"]?.stringValue ?? "1s"
     }
 
     /// Removes the catch-up registration. DELETE waits for the row locks that

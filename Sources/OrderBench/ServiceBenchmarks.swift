@@ -1,5 +1,6 @@
 import ElasticsearchClient
 import Foundation
+import Hummingbird
 import JSONSupport
 import Logging
 import OrderDomain
@@ -281,7 +282,6 @@ public struct ServiceBenchmarks: Sendable {
     }
 }
 
-import Hummingbird
 
 /// A stub cluster answering every search with one canned result.
 enum CannedSearch {

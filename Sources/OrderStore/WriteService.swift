@@ -1,3 +1,4 @@
+import JSONSupport
 import Logging
 import OrderDomain
 import PostgresClient
@@ -242,5 +243,3 @@ public struct WriteService: Sendable {
         try await pool.query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)", [hours]).affectedRows
     }
 }
-
-import JSONSupport

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import JSONSupport
 import OrderDomain
@@ -134,5 +135,3 @@ struct FieldReader {
         errors + ruleErrors.filter { !reported.contains($0.field) }
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
-import Hummingbird
+import Foundation
 import HTTPTypes
+import Hummingbird
 import JSONSupport
 import Logging
 import OrderDomain
@@ -308,5 +309,3 @@ struct Fingerprint {
         return h(a) + h(b)
     }
 }
-
-import Foundation

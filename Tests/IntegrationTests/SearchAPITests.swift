@@ -1,6 +1,7 @@
 import ElasticsearchClient
 import Foundation
 import JSONSupport
+import OrderDomain
 import OrderSearchAPI
 import ServiceSupport
 import Testing
@@ -242,7 +243,6 @@ import Testing
     }
 }
 
-import OrderDomain
 
 enum ConsistencyTokenText {
     static func order(_ id: String, version: Int) -> String {
