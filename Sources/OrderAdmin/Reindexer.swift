@@ -69,10 +69,14 @@ public struct Reindexer: Sendable {
         try await pool.withReservedConnection { lockConnection in
             let locked = try await lockConnection.query("SELECT pg_try_advisory_lock($1)", [Self.lockKey]).first?.string(0) == "t"
             guard locked else { throw ReindexError.alreadyRunning }
-            defer { Task { _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey]) } }
-            let report = try await runLocked(progress: progress)
-            _ = try await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
-            return report
+            do {
+                let report = try await runLocked(progress: progress)
+                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
+                return report
+            } catch {
+                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
+                throw error
+            }
         }
     }
 
