@@ -113,6 +113,17 @@ struct SearchHandlers: Sendable {
 
     private func isApplied(_ token: ConsistencyToken) async throws -> Bool {
         try await mapErrors { () async throws(ElasticsearchError) -> Bool in
+            do throws(ElasticsearchError) {
+                return try await appliedCount(token)
+            } catch {
+                // The index is being (re)created: not applied yet, keep waiting.
+                if error.code == .http && error.status == 404 { return false }
+                throw error
+            }
+        }
+    }
+
+    private func appliedCount(_ token: ConsistencyToken) async throws(ElasticsearchError) -> Bool {
             switch token.aggregateType {
             case .order:
                 let query: JSONValue = ["bool": ["filter": [["term": ["order_id": .string(token.aggregateID)]],
@@ -124,7 +135,6 @@ struct SearchHandlers: Sendable {
                                                             ["range": ["customer.version": ["lt": .int(token.version)]]]]]]
                 return try await client.count(alias, query: query) == 0
             }
-        }
     }
 
     // MARK: - errors
