@@ -152,6 +152,21 @@ import Testing
         #expect(try await api.database.count("SELECT count(*) FROM outbox WHERE aggregate_id = $1", [second]) == 2)
     }
 
+    @Test func idempotencyKeysAreKeptAtLeastADay() async throws {
+        let api = try await WriteAPIHarness.start()
+        defer { Task { await api.stop() } }
+        let customer = try await api.createCustomer()
+        for key in ["fresh", "day-old", "three-days-old"] {
+            #expect(try await api.placeOrder(customerID: customer, note: key).status == 201)
+            _ = try await api.client.post("/orders", orderBody(customerID: customer, note: key), headers: [("Idempotency-Key", key)])
+        }
+        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'day-old'")
+        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '72 hours' WHERE key = 'three-days-old'")
+        #expect(try await api.service.pruneIdempotencyKeys() == 1)
+        let kept = try await api.database.pool.query("SELECT key FROM idempotency_keys ORDER BY key").map { $0.string(0)! }
+        #expect(kept == ["day-old", "fresh"])
+    }
+
     @Test func twentyConcurrentPaymentsSucceedExactlyOnce() async throws {
         let api = try await WriteAPIHarness.start()
         defer { Task { await api.stop() } }
