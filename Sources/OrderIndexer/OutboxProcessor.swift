@@ -43,7 +43,6 @@ public struct OutboxProcessor: Sendable {
         let aggregateID: String
         let aggregateVersion: Int
         let eventType: String
-        let payload: String
         let occurredAtMs: Int64
         let createdAtUs: Int64
     }
@@ -57,7 +56,7 @@ public struct OutboxProcessor: Sendable {
     static let claimSQL = """
         DELETE FROM outbox WHERE id IN (
             SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, payload::text,
+        RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type,
                   (extract(epoch FROM occurred_at) * 1000)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint
         """
 
@@ -81,7 +80,7 @@ public struct OutboxProcessor: Sendable {
         guard !rows.isEmpty else { return 0 }
         let events = rows.map {
             ClaimedEvent(id: $0.int64(0)!, aggregateType: $0.string(1)!, aggregateID: $0.string(2)!, aggregateVersion: $0.int(3)!,
-                         eventType: $0.string(4)!, payload: $0.string(5)!, occurredAtMs: $0.int64(6)!, createdAtUs: $0.int64(7)!)
+                         eventType: $0.string(4)!, occurredAtMs: $0.int64(5)!, createdAtUs: $0.int64(6)!)
         }
         // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
         // a target waits until this batch is done with it.
@@ -99,10 +98,10 @@ public struct OutboxProcessor: Sendable {
                 customerEvents.append(event)
             }
         }
-        var rejected: [(ClaimedEvent, Int, String?)] = []
+        var rejected: [(ClaimedEvent, Rejection)] = []
         for chunk in orderIDs.chunked(configuration.fanOutChunk) {
-            for (id, status, type) in try await index(ids: Array(chunk), shadows: shadows, on: connection) {
-                for event in eventsByOrder[id] ?? [] { rejected.append((event, status, type)) }
+            for rejection in try await index(ids: Array(chunk), shadows: shadows, on: connection) {
+                for event in eventsByOrder[rejection.orderID] ?? [] { rejected.append((event, rejection)) }
             }
         }
         // A customer change re-indexes every order of that customer, in chunks.
@@ -114,23 +113,26 @@ public struct OutboxProcessor: Sendable {
                     try OrderDocumentSource.orderIDs(ofCustomer: event.aggregateID, after: cursor, limit: configuration.fanOutChunk, on: $0)
                 }
                 guard let last = ids.last else { break }
-                if let (_, status, type) = try await index(ids: ids, shadows: shadows, on: connection).first {
-                    rejected.append((event, status, type))
+                if let rejection = try await index(ids: ids, shadows: shadows, on: connection).first {
+                    rejected.append((event, rejection))
                 }
                 after = last
             }
         }
-        for (event, status, type) in rejected {
+        for (event, rejection) in rejected {
+            // The payload kept is the document Elasticsearch refused: what one needs to see why.
             try await connection.query(
                 """
                 INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
                 VALUES ($1, $2, $3, $4, $5::jsonb, 'epoch'::timestamptz + $6::bigint * interval '1 millisecond', $7, $8)
                 """,
-                [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, event.payload, event.occurredAtMs, status, type]
+                [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, rejection.document, event.occurredAtMs,
+                 rejection.status, rejection.errorType]
             )
             Counter(label: "indexer_dead_letters_total").increment()
-            logger.error("document rejected; event dead-lettered",
-                         metadata: ["order.aggregate_id": "\(event.aggregateID)", "es.status": "\(status)", "es.error_type": "\(type ?? "-")"])
+            logger.error("document rejected; event dead-lettered", metadata: [
+                "order.aggregate_id": "\(event.aggregateID)", "es.status": "\(rejection.status)", "es.error_type": "\(rejection.errorType ?? "-")",
+            ])
         }
         // Acknowledged: record how long each event took from its commit.
         let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
@@ -140,9 +142,16 @@ public struct OutboxProcessor: Sendable {
         return events.count
     }
 
+    struct Rejection {
+        let orderID: String
+        let status: Int
+        let errorType: String?
+        let document: String
+    }
+
     /// Indexes the current documents of `ids` into the alias and every shadow target;
-    /// returns the ids Elasticsearch rejected permanently.
-    private func index(ids: [String], shadows: [String], on connection: ReservedConnection) async throws -> [(String, Int, String?)] {
+    /// returns the documents Elasticsearch rejected permanently.
+    private func index(ids: [String], shadows: [String], on connection: ReservedConnection) async throws -> [Rejection] {
         let documents = try await connection.run { try OrderDocumentSource.documents(ids: ids, on: $0) }
         guard !documents.isEmpty else { return [] }
         let targets = [(layout.alias, true)] + shadows.map { ($0, false) }
@@ -162,14 +171,18 @@ public struct OutboxProcessor: Sendable {
             }
             return request
         }, count: itemCount)
-        var rejected: [(String, Int, String?)] = []
+        var rejected: [Rejection] = []
         for (position, outcome) in outcomes.enumerated() {
             let document = documents[position % documents.count]
             switch outcome {
             case .applied, .stale: continue
             case .indexMissing where position < documents.count: throw ProcessError.indexMissing
             case .indexMissing: continue  // a shadow index a failed reindex already dropped
-            case .rejected(let status, let type): if position < documents.count { rejected.append((document.orderID, status, type)) }
+            case .rejected(let status, let type) where position < documents.count:
+                var json = JSONWriter()
+                document.writeJSON(into: &json)
+                rejected.append(Rejection(orderID: document.orderID, status: status, errorType: type, document: json.string))
+            case .rejected: continue
             case .retry: continue
             }
         }

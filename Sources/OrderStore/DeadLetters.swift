@@ -1,6 +1,7 @@
 import PostgresClient
 
-/// Events whose document Elasticsearch refused permanently. `retry` moves them
+/// Events whose document Elasticsearch refused permanently (the payload kept is
+/// that document, to see why). `retry` moves them
 /// back into the outbox (after the cause was fixed, e.g. a mapping change).
 public struct DeadLetters: Sendable {
     public struct Entry: Sendable {
