@@ -15,6 +15,12 @@ public enum Observability {
             handler.logLevel = ProcessInfoEnvironment.value("LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
             return handler
         }
+        bootstrapMetrics()
+        return Logger(label: label)
+    }
+
+    /// Routes swift-metrics into the Prometheus registry (once per process).
+    public static func bootstrapMetrics() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -26,7 +32,6 @@ public enum Observability {
         factory.durationHistogramBuckets["indexer_commit_to_ack_seconds"] = fine
         factory.durationHistogramBuckets["indexer_bulk_duration_seconds"] = fine
         MetricsSystem.bootstrap(factory)
-        return Logger(label: label)
     }
 
     /// Adds `/health`, `/ready` and `/metrics`. `readiness` names the first

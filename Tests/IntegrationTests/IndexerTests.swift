@@ -5,6 +5,7 @@ import JSONSupport
 import OrderStore
 import PostgresClient
 import ReadModel
+import ServiceSupport
 import Testing
 
 /// The read side's guarantees 1–5, against real PostgreSQL and osmem-server.
@@ -27,6 +28,11 @@ import Testing
         #expect(document.source["total"]?.stringValue == "10.50")
         #expect(document.source["items"]?[0]?["sku"]?.stringValue == "SKU-0")
         #expect(await eventually { (try? await h.outboxCount()) == 0 })
+        let metrics = Observability.registry.emitToString()
+        for name in ["indexer_events_total", "indexer_documents_indexed_total", "indexer_bulk_duration_seconds_bucket",
+                     "indexer_commit_to_ack_seconds_bucket", "indexer_outbox_backlog", "indexer_lag_seconds"] {
+            #expect(metrics.contains(name), "\(name)")
+        }
         await indexer.stop()
     }
 

@@ -247,5 +247,7 @@ import Testing
         let metrics = try await api.client.get("/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.header("content-type")?.hasPrefix("text/plain") == true)
+        #expect(metrics.text.contains(#"http_requests_total{route="/customers/{id}",method="GET",status="404"}"#))
+        #expect(metrics.text.contains("http_request_duration_seconds_bucket"))
     }
 }

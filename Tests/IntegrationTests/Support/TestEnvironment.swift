@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OrderStore
 import PostgresClient
+import ServiceSupport
 import Testing
 
 /// The servers `scripts/test` starts. Integration tests talk to them over the
@@ -26,7 +27,12 @@ enum TestEnvironment {
         }
     }
 
+    /// Metrics go to the same Prometheus registry as in the executables, so
+    /// tests can read `/metrics`.
+    static let metrics: Void = Observability.bootstrapMetrics()
+
     static let logger: Logger = {
+        _ = metrics
         var logger = Logger(label: "tests")
         logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
