@@ -135,6 +135,22 @@ public final class ElasticsearchClient: Sendable {
         (try? await send("GET", "/", timeout: .seconds(2)).status) == 200
     }
 
+    public struct ClusterInfo: Sendable, Equatable {
+        public enum Flavour: String, Sendable { case elasticsearch, opensearch }
+        public let flavour: Flavour
+        public let version: String
+    }
+
+    /// `GET /`: which product answers. OpenSearch says `version.distribution:
+    /// "opensearch"`; Elasticsearch has no such field (ES-COMPAT §1.1). The
+    /// `X-Elastic-Product` header is not trusted: some OpenSearch-compatible servers send it.
+    public func clusterInfo() async throws(ElasticsearchError) -> ClusterInfo {
+        let root = try await request("GET", "/")
+        let version = root["version"]?["number"]?.stringValue ?? "unknown"
+        let flavour: ClusterInfo.Flavour = root["version"]?["distribution"]?.stringValue == "opensearch" ? .opensearch : .elasticsearch
+        return ClusterInfo(flavour: flavour, version: version)
+    }
+
     // MARK: - indices and aliases
 
     public func indexExists(_ name: String) async throws(ElasticsearchError) -> Bool {

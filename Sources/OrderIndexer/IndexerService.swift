@@ -46,6 +46,9 @@ public struct IndexerService: Service {
     }
 
     public func run() async throws {
+        if let info = try? await client.clusterInfo() {
+            logger.info("search cluster", metadata: ["es.flavour": "\(info.flavour.rawValue)", "es.version": "\(info.version)"])
+        }
         let wake = WakeSignal()
         let listener = PostgresListener(connectionString: databaseURL, channel: "outbox", logger: logger)
         await withDiscardingTaskGroup { group in

@@ -76,6 +76,14 @@ import Testing
         await client.shutdown()
     }
 
+    @Test func detectsTheClusterFlavour() async throws {
+        let osmem = ElasticsearchClient(configuration: .init(baseURL: try TestEnvironment.elasticsearchURL))
+        let info = try await osmem.clusterInfo()
+        #expect(info.flavour == .opensearch)  // osmem-server reports the OpenSearch API it implements
+        #expect(info.version.first?.isNumber == true)
+        await osmem.shutdown()
+    }
+
     @Test func errorsNeverCarryRequestsOrReasons() async throws {
         let (base, task) = try await stub(Seen(), bulkResponse: "{}")
         defer { task.cancel() }
