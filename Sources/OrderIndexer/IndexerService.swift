@@ -145,8 +145,7 @@ public struct IndexerService: Service {
     }
 }
 
-/// Advisory lock ids shared by processes that must not overlap.
+/// The advisory lock that lets exactly one indexer process rebuild a vanished index.
 public enum IndexRebuildLock {
     public static let key: Int64 = 7_238_117_002
-    public static let reindexKey: Int64 = 7_238_117_003
 }

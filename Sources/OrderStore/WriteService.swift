@@ -180,10 +180,7 @@ public struct WriteService: Sendable {
     private func run<Value: Sendable>(
         _ request: Request, _ body: @escaping @Sendable (PostgresConnection) throws -> (Value, StoredResponse)
     ) async throws -> Outcome<Value> {
-        if let key = request.idempotencyKey, let stored = try await storedResponse(key: key, fingerprint: request.fingerprint) {
-            return .replayed(stored)
-        }
-        return try await pool.transaction { connection in
+        try await pool.transaction { connection in
             if let key = request.idempotencyKey {
                 // Requests with the same key run one after another; a later one
                 // finds the first one's response instead of running again.
@@ -204,10 +201,6 @@ public struct WriteService: Sendable {
             }
             return .executed(value, response)
         }
-    }
-
-    private func storedResponse(key: String, fingerprint: String) async throws -> StoredResponse? {
-        try await pool.withConnection { try Self.storedResponse(key: key, fingerprint: fingerprint, on: $0) }
     }
 
     private static func storedResponse(key: String, fingerprint: String, on connection: PostgresConnection) throws -> StoredResponse? {

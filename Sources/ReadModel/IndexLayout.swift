@@ -2,6 +2,7 @@ import ElasticsearchClient
 import Foundation
 import JSONSupport
 import OrderDomain
+import OrderStore
 
 /// Where order documents live: a versioned concrete index (`<alias>_v<N>`)
 /// behind the alias that readers and writers use.
@@ -13,8 +14,8 @@ public struct IndexLayout: Sendable {
     /// A new, never used index name; N is the UTC time with milliseconds, so
     /// names sort by creation.
     public func newIndexName() -> String {
-        let t = Timestamp.nowForNaming()
-        return "\(alias)_v\(t)"
+        let digits = Timestamp.now().rfc3339.filter(\.isNumber)
+        return "\(alias)_v\(digits)"
     }
 
     /// The mapping file `mappings/orders.json` shipped with the package (or one at
@@ -66,14 +67,4 @@ public struct IndexLayout: Sendable {
         }
         return name
     }
-}
-
-extension Timestamp {
-    static func nowForNaming() -> String {
-        let now = Timestamp.nowMillis()
-        let text = Timestamp(millisecondsSinceEpoch: now).rfc3339
-        return String(text.filter { $0.isNumber })
-    }
-
-    static func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
