@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C libraries: libpq and libcurl as system libraries, plus typed wrappers
@@ -58,6 +60,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "JSONSupport", swiftSettings: swiftSettings),
+        // Bearer-token verification (jwt-kit), roles, and the HMAC-signed tokens both APIs hand out.
+        .target(
+            name: "Security",
+            dependencies: [
+                "JSONSupport",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // Application layer shared by the processes.
         .target(
@@ -72,7 +84,7 @@ let package = Package(
         .target(
             name: "ServiceSupport",
             dependencies: [
-                "JSONSupport",
+                "JSONSupport", "Security",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -83,7 +95,7 @@ let package = Package(
         ),
         .target(
             name: "OrderWriteAPI",
-            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport",
+            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport", "Security",
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
@@ -104,7 +116,7 @@ let package = Package(
         ),
         .target(
             name: "OrderSearchAPI",
-            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport"],
+            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -130,12 +142,12 @@ let package = Package(
         .executableTarget(name: "order-search-api", dependencies: ["OrderSearchAPI", "ServiceSupport"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "order-admin",
-            dependencies: ["OrderAdmin", "ServiceSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["OrderAdmin", "ServiceSupport", "Security", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OrderBench",
-            dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "PostgresClient", "ElasticsearchClient", "JSONSupport",
+            dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "PostgresClient", "ElasticsearchClient", "JSONSupport", "Security",
                            "ServiceSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
@@ -154,9 +166,16 @@ let package = Package(
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "SecurityTests",
+            dependencies: ["Security", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "CryptoExtras", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["OrderWriteAPI", "OrderIndexer", "OrderSearchAPI", "OrderAdmin", "FaultProxy",
-                           "PostgresClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel"],
+                           "PostgresClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel", "Security",
+                           .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 import ElasticsearchClient
 import Foundation
 import Logging
+import Security
 import OrderStore
 import PostgresClient
 import ServiceSupport
@@ -12,16 +13,31 @@ public struct BenchEnvironment: Sendable {
     public let osmemPath: String
     public let binDirectory: String
     public let logger: Logger
+    /// `AUTH_JWT_SECRET` and `SIGNING_KEY` as scripts/bench exports them; the
+    /// launched services inherit them, so authentication is on as in production.
+    public let authSecret: String
+    public let signer: TokenSigner
 
     public init(logger: Logger) throws {
         let env = ProcessInfo.processInfo.environment
         guard let url = env["ORDER_BENCH_DATABASE_URL"], let osmem = env["ORDER_BENCH_OSMEM"], let bin = env["ORDER_BENCH_BIN"] else {
             throw BenchError("run the benchmark through scripts/bench (it starts PostgreSQL and sets ORDER_BENCH_*)")
         }
+        guard let secret = env["AUTH_JWT_SECRET"], let signer = try? TokenSigner(environment: env) else {
+            throw BenchError("AUTH_JWT_SECRET and SIGNING_KEY must be set (scripts/bench sets them)")
+        }
+        authSecret = secret
+        self.signer = signer
         databaseURL = url
         osmemPath = osmem
         binDirectory = bin
         self.logger = logger
+    }
+
+    /// `Authorization: Bearer …` of a staff token, for the HTTP calls.
+    public func staffAuthorization() async throws -> (String, String) {
+        let token = try await AccessTokenMinter(secret: authSecret).mint(subject: "order-bench", roles: [.staff], ttl: .seconds(4 * 3600))
+        return ("Authorization", "Bearer \(token)")
     }
 
     /// A fresh, migrated database.

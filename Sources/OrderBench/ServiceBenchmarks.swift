@@ -8,6 +8,7 @@ import OrderSearchAPI
 import OrderStore
 import PostgresClient
 import ReadModel
+import Security
 
 /// `write`, `lag`, `search`: the HTTP services against baselines that skip them.
 public struct ServiceBenchmarks: Sendable {
@@ -69,8 +70,10 @@ public struct ServiceBenchmarks: Sendable {
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; return c }())
         defer { Task { await http.shutdown() } }
+        let authorization = try await env.staffAuthorization()
         let (httpSeconds, httpLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
-            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(port)/orders", headers: [("Content-Type", "application/json")],
+            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(port)/orders",
+                                                  headers: [("Content-Type", "application/json"), authorization],
                                                   body: Array(Self.orderBody(customer: i % 100, i).utf8))
             guard response.status == 201 else { throw BenchError("POST /orders answered \(response.status)") }
         }
@@ -84,6 +87,7 @@ public struct ServiceBenchmarks: Sendable {
         report.add("raw_sql_p50_ms", directLatency.percentile(50) * 1000)
         report.add("raw_sql_p99_ms", directLatency.percentile(99) * 1000)
         report.add("ratio_vs_raw_sql", ratio)
+        report.add("auth_us_per_request", try await Self.verificationMicroseconds(secret: env.authSecret, token: authorization.1))
         report.target("HTTP ≥ 0.5× raw libpq", ratio >= 0.5)
         return report
     }
@@ -115,8 +119,10 @@ public struct ServiceBenchmarks: Sendable {
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = 48; return c }())
         defer { Task { await http.shutdown() } }
 
+        let authorization = try await env.staffAuthorization()
         let searchable = try await steady(rate: rate, seconds: seconds) { i in
-            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(apiPort)/orders", headers: [("Content-Type", "application/json")],
+            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(apiPort)/orders",
+                                                  headers: [("Content-Type", "application/json"), authorization],
                                                   body: Array(Self.orderBody(customer: i % 100, i).utf8))
             guard response.status == 201, let id = (try? JSONParser.parse(response.body))?["id"]?.stringValue else {
                 throw BenchError("POST /orders answered \(response.status)")
@@ -126,7 +132,7 @@ public struct ServiceBenchmarks: Sendable {
             if nullSink { return true }
             return try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0
         }
-        let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics").bodyString
+        let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
 
         // Baseline: documents posted straight to osmem at the same rate, same polling.
         let direct = try await steady(rate: rate, seconds: min(seconds, 15)) { i in
@@ -208,17 +214,18 @@ public struct ServiceBenchmarks: Sendable {
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(120); return c }())
         defer { Task { await http.shutdown() } }
+        let authorization = try await env.staffAuthorization()
         // Deep pages: follow the cursor 30 pages down one query, then use those cursors in the mix.
         var queries = Self.queryMix
         var cursor: String?
         for page in 0..<30 {
             let q = "sort=-created_at&size=100" + (cursor.map { "&cursor=\($0)" } ?? "")
-            let body = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(q)").body
+            let body = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(q)", headers: [authorization]).body
             cursor = (try? JSONParser.parse(body))?["next_cursor"]?.stringValue
             if page % 10 == 9 { queries.append(q) }
             if cursor == nil { break }
         }
-        let bodies = try queries.map { try elasticsearchSearchBody(forQueryString: $0.removingPercentEncoding ?? $0) }
+        let bodies = try queries.map { try elasticsearchSearchBody(forQueryString: $0.removingPercentEncoding ?? $0, signer: env.signer) }
         let snapshot = queries
         // Alternate the two sides in rounds so drift in osmem (stalls, warm-up) hits both alike.
         var directSeconds = 0.0, apiSeconds = 0.0
@@ -229,7 +236,8 @@ public struct ServiceBenchmarks: Sendable {
                 _ = try await client.search("orders", body: bodies[i % bodies.count])
             }
             let (s, l) = try await Self.load(total: requests / rounds, concurrency: concurrency) { i in
-                let response = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+                let response = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
+                                           headers: [authorization])
                 guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
             }
             directSeconds += ds; directLatency.add(dl)
@@ -248,15 +256,18 @@ public struct ServiceBenchmarks: Sendable {
         defer { stubAPI.stop() }
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
         _ = try await Self.load(total: memoryRequests / 10, concurrency: concurrency) { i in
-            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
+                                           headers: [authorization])
         }
         let rssEarly = stubAPI.rssMegabytes
         let (stubSeconds, stubLatency) = try await Self.load(total: memoryRequests, concurrency: concurrency) { i in
-            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])")
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
+                                           headers: [authorization])
         }
         let rssLate = stubAPI.rssMegabytes
 
         let ratio = directSeconds / apiSeconds
+        report.add("auth_us_per_request", try await Self.verificationMicroseconds(secret: env.authSecret, token: authorization.1))
         report.add("orders", orders)
         report.add("requests", requests / rounds * rounds)
         report.add("concurrency", concurrency)
@@ -280,8 +291,16 @@ public struct ServiceBenchmarks: Sendable {
         report.target("memory flat over \(memoryRequests) requests (growth ≤ 1.2×)", rssLate / max(rssEarly, 0.001) <= 1.2)
         return report
     }
-}
 
+    /// The in-process cost of verifying one bearer token, as every request pays it.
+    static func verificationMicroseconds(secret: String, token bearer: String, rounds: Int = 5000) async throws -> Double {
+        let verifier = try await AccessTokenVerifier(configuration: AuthConfiguration(jwtSecret: secret))
+        let token = String(bearer.dropFirst("Bearer ".count))
+        let start = ContinuousClock.now
+        for _ in 0..<rounds { _ = try await verifier.principal(token: token) }
+        return (ContinuousClock.now - start).seconds * 1_000_000 / Double(rounds)
+    }
+}
 
 /// A stub cluster answering every search with one canned result.
 enum CannedSearch {

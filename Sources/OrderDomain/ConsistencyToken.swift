@@ -1,32 +1,35 @@
-import JSONSupport
-
 /// "The read side has applied aggregate X at version ≥ N": what a write
 /// returns and a search can check against Elasticsearch alone (every order
-/// document carries its order's and its customer's version).
+/// document carries its order's and its customer's version). The token also
+/// names the customer the write belongs to, so a customer's token waits only
+/// for that customer's own writes. Signing is the APIs' job (`TokenSigner`);
+/// this is only the payload.
 public struct ConsistencyToken: Sendable, Equatable {
     public let aggregateType: DomainEvent.AggregateType
     public let aggregateID: String
     public let version: Int
+    /// The customer that owns the aggregate (the customer itself, or the order's customer).
+    public let customerID: String
 
-    public init(aggregateType: DomainEvent.AggregateType, aggregateID: String, version: Int) {
+    public init(aggregateType: DomainEvent.AggregateType, aggregateID: String, version: Int, customerID: String) {
         self.aggregateType = aggregateType
         self.aggregateID = aggregateID
         self.version = version
+        self.customerID = customerID
     }
 
-    /// Opaque to clients: base64url of `v1|o|<id>|<version>`.
-    public var encoded: String {
+    /// `v2|o|<id>|<version>|<customer id>` (ids are server-generated and never contain `|`).
+    public var payload: [UInt8] {
         let kind = aggregateType == .order ? "o" : "c"
-        return Base64URL.encode(Array("v1|\(kind)|\(aggregateID)|\(version)".utf8))
+        return Array("v2|\(kind)|\(aggregateID)|\(version)|\(customerID)".utf8)
     }
 
-    /// Strict decoding: anything but a token this service issued is nil.
-    public init?(encoded: String) {
-        guard !encoded.isEmpty, encoded.utf8.count <= 400 else { return nil }
-        guard let bytes = Base64URL.decode(encoded) else { return nil }
-        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+    /// Strict decoding: anything but a payload this service wrote is nil.
+    public init?(payload: [UInt8]) {
+        guard payload.count <= 400, let text = String(validating: payload, as: UTF8.self) else { return nil }
         let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "v1", let version = Int(parts[3]), version >= 1, !parts[2].isEmpty else { return nil }
+        guard parts.count == 5, parts[0] == "v2", let version = Int(parts[3]), version >= 1, !parts[2].isEmpty, !parts[4].isEmpty
+        else { return nil }
         switch parts[1] {
         case "o": aggregateType = .order
         case "c": aggregateType = .customer
@@ -34,5 +37,6 @@ public struct ConsistencyToken: Sendable, Equatable {
         }
         aggregateID = String(parts[2])
         self.version = version
+        customerID = String(parts[4])
     }
 }

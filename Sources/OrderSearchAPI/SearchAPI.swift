@@ -5,72 +5,89 @@ import JSONSupport
 import Logging
 import OrderDomain
 import ReadModel
+import Security
 import ServiceSupport
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
-public func buildSearchRouter(client: ElasticsearchClient, alias: String, logger: Logger) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: RouteMetricsMiddleware())
-    router.add(middleware: ProblemMiddleware())
-    Observability.addOperationalRoutes(to: router) {
+public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
+                              logger: Logger) -> Router<AppRequestContext> {
+    let router = makeServiceRouter(auth: auth) {
         await client.ping() ? nil : "elasticsearch"
     }
-    let search = SearchHandlers(client: client, alias: alias, logger: logger)
-    router.get("/search/orders") { request, _ in try await search.search(request) }
-    router.get("/search/orders/:id") { request, context in try await search.document(request, id: try context.parameters.require("id")) }
+    let search = SearchHandlers(client: client, alias: alias, signer: signer, logger: logger)
+    router.get("/search/orders") { request, context in try await search.search(request, context) }
+    router.get("/search/orders/:id") { request, context in
+        try await search.document(request, context, id: try ResourceID.require(context, notFound: "no indexed order has this id (yet)"))
+    }
     return router
 }
 
 public func buildSearchApplication(
-    client: ElasticsearchClient, alias: String, address: HostAndPort, logger: Logger,
-    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort,
+    limits: HTTPServerLimits = .init(), logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
-        router: buildSearchRouter(client: client, alias: alias, logger: logger),
-        configuration: .init(address: .hostname(address.host, port: address.port), serverName: "order-search-api"),
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-        logger: logger
+    buildServiceApplication(
+        router: buildSearchRouter(client: client, alias: alias, auth: auth, signer: signer, logger: logger), name: "order-search-api",
+        address: address, limits: limits, logger: logger, onServerRunning: onServerRunning
     )
 }
 
 struct SearchHandlers: Sendable {
     let client: ElasticsearchClient
     let alias: String
+    let signer: TokenSigner
     let logger: Logger
     static let searchTimeout: Duration = .seconds(10)
+    /// Roles that may search; `customer` only its own orders.
+    static let searchRoles: Set<Role> = [.staff, .fulfilment]
 
-    func search(_ request: Request) async throws -> Response {
+    /// The customer a principal's searches are limited to (nil: all orders), or 403.
+    static func scope(of context: AppRequestContext) throws -> String? {
+        switch try context.access(anyResource: searchRoles, customerOnOwn: true) {
+        case .allowed: return nil
+        case .ownedBy(let customerID): return customerID
+        case .forbidden: throw Problem.forbidden
+        }
+    }
+
+    func search(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let started = ContinuousClock.now
+        let scope = try Self.scope(of: context)
         let parameters: SearchParameters
         do { parameters = try SearchParameters(query: request.uri.query) } catch {
             throw Problem.badParameter(error.parameter, error.message)
         }
-        var searchAfter: [JSONValue]?
-        let query0 = SearchQuery(parameters: parameters, searchAfter: nil)
-        if let text = parameters.cursor {
-            guard let cursor = Cursor(encoded: text, fingerprint: parameters.fingerprint, sortFields: query0.sortFields) else {
-                throw Problem.badParameter("cursor", "is not a cursor of this query (it is corrupted, or the other parameters changed)")
-            }
-            searchAfter = cursor.searchAfter
+        if let scope, parameters.customerIDs.contains(where: { $0 != scope }) {
+            throw Problem(.forbidden, detail: "a customer may only search its own orders",
+                          errors: [.init(field: "customer_id", message: "names another customer")])
         }
-        let caughtUp = try await waitForConsistency(request)
-        let query = SearchQuery(parameters: parameters, searchAfter: searchAfter)
+        var query = SearchQuery(parameters: parameters, scopeCustomerID: scope)
+        if let text = parameters.cursor {
+            guard let continued = query.continued(after: text, signer: signer) else {
+                throw Problem.badParameter("cursor", "is not a cursor of this query (it is altered, or the other parameters changed)")
+            }
+            query = continued
+        }
+        let caughtUp = try await waitForConsistency(request, scope: scope)
         let result = try await mapErrors { () async throws(ElasticsearchError) -> JSONValue in
             try await client.search(alias, body: query.body(), timeout: Self.searchTimeout)
         }
         var w = JSONWriter(capacity: 8192)
-        try Self.render(result, parameters: parameters, query: query, into: &w, started: started)
+        try render(result, query: query, into: &w, started: started)
         var headers = HTTPFields()
         if let caughtUp { headers[HTTPField.Name("Read-Model-Caught-Up")!] = caughtUp ? "true" : "false" }
         return Response.json(.ok, bytes: w.bytes, headers: headers)
     }
 
-    func document(_ request: Request, id: String) async throws -> Response {
-        let caughtUp = try await waitForConsistency(request)
+    func document(_ request: Request, _ context: AppRequestContext, id: String) async throws -> Response {
+        let scope = try Self.scope(of: context)
+        let caughtUp = try await waitForConsistency(request, scope: scope)
         let found = try await mapErrors { () async throws(ElasticsearchError) -> (source: JSONValue, version: Int64)? in
             try await client.get(alias, id: id)
         }
-        guard let found else { throw Problem(.notFound, detail: "no indexed order has this id (yet)") }
+        guard let found, scope == nil || found.source["customer"]?["id"]?.stringValue == scope else {
+            throw Problem(.notFound, detail: "no indexed order has this id (yet)")
+        }
         var w = JSONWriter(capacity: 2048)
         Self.renderHit(source: found.source, highlight: nil, into: &w)
         var headers = HTTPFields()
@@ -84,15 +101,19 @@ struct SearchHandlers: Sendable {
     /// Waits (bounded by `Consistency-Wait`) until the write named by the
     /// `Consistency-Token` is searchable. Checked with `_count` queries, which
     /// see what searches see (after a refresh on real Elasticsearch).
-    func waitForConsistency(_ request: Request) async throws -> Bool? {
+    func waitForConsistency(_ request: Request, scope: String?) async throws -> Bool? {
         guard let raw = request.headers[HTTPField.Name("Consistency-Token")!] else {
             if request.headers[HTTPField.Name("Consistency-Wait")!] != nil {
                 _ = try Self.parseWait(request)
             }
             return nil
         }
-        guard let token = ConsistencyToken(encoded: raw) else {
+        guard let payload = signer.verify(raw, for: .consistency), let token = ConsistencyToken(payload: payload) else {
             throw Problem.badParameter("Consistency-Token", "is not a token returned by the write API")
+        }
+        // A customer waits only for its own writes.
+        if let scope, token.customerID != scope {
+            throw Problem.badParameter("Consistency-Token", "belongs to another customer's write")
         }
         let wait = try Self.parseWait(request)
         let deadline = ContinuousClock.now + .milliseconds(wait)
@@ -157,8 +178,8 @@ struct SearchHandlers: Sendable {
 
     // MARK: - rendering
 
-    static func render(_ result: JSONValue, parameters: SearchParameters, query: SearchQuery, into w: inout JSONWriter,
-                       started: ContinuousClock.Instant) throws {
+    func render(_ result: JSONValue, query: SearchQuery, into w: inout JSONWriter, started: ContinuousClock.Instant) throws {
+        let parameters = query.parameters
         guard let hitsObject = result["hits"], let hits = hitsObject["hits"]?.arrayValue else {
             throw Problem(.badGateway, detail: "the search cluster sent an unexpected answer")
         }
@@ -170,7 +191,7 @@ struct SearchHandlers: Sendable {
         let page = hits.prefix(parameters.size)
         for (i, hit) in page.enumerated() {
             if i > 0 { w.raw(",") }
-            renderHit(source: hit["_source"] ?? .null, highlight: hit["highlight"], into: &w)
+            Self.renderHit(source: hit["_source"] ?? .null, highlight: hit["highlight"], into: &w)
         }
         w.raw("],\"facets\":{")
         let aggregations = result["aggregations"]
@@ -210,7 +231,7 @@ struct SearchHandlers: Sendable {
         }
         w.raw("]},\"next_cursor\":")
         if hits.count > parameters.size, let last = page.last, let sort = last["sort"]?.arrayValue {
-            w.string(Cursor(fingerprint: parameters.fingerprint, searchAfter: sort).encoded)
+            w.string(Cursor(fingerprint: query.fingerprint, searchAfter: sort).encoded(with: signer))
         } else {
             w.raw("null")
         }

@@ -133,8 +133,8 @@ public struct SearchParameters: Sendable, Equatable {
     }
 
 
-    /// Identifies the query a cursor belongs to: every parameter except the cursor itself.
-    var fingerprint: String {
+    /// Every parameter except the cursor itself, canonically ordered: what a cursor's query fingerprint covers.
+    var canonicalParts: [String] {
         var parts: [String] = []
         parts.append("q=\(q ?? "")")
         parts.append("status=\(statuses.sorted().joined(separator: ","))")
@@ -147,7 +147,7 @@ public struct SearchParameters: Sendable, Equatable {
         parts.append("sort=\(sort.rawValue)")
         parts.append("size=\(size)")
         parts.append("facet_size=\(facetSize)")
-        return Hash128.hex(parts.joined(separator: "\u{1}"))
+        return parts
     }
 
     static func percentDecode(_ text: Substring) -> String? {
@@ -182,24 +182,5 @@ extension StringProtocol {
         while let f = s.unicodeScalars.first, f.properties.isWhitespace { s = Substring(s.unicodeScalars.dropFirst()) }
         while let l = s.unicodeScalars.last, l.properties.isWhitespace { s = Substring(s.unicodeScalars.dropLast()) }
         return String(s)
-    }
-}
-
-/// A 128-bit FNV-1a hash (two lanes): fingerprints and cursor checksums. Not a
-/// secret MAC: a cursor is also validated strictly, so a forged one can at most
-/// ask for a page the client could have asked for directly.
-enum Hash128 {
-    static func hex(_ text: String) -> String {
-        var a: UInt64 = 0xcbf2_9ce4_8422_2325
-        var b: UInt64 = 0x6c62_272e_07bb_0142
-        for byte in text.utf8 {
-            a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
-            b = (b ^ UInt64(byte ^ 0xa5)) &* 0x100_0000_01b3
-        }
-        func h(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        return h(a) + h(b)
     }
 }

@@ -1,12 +1,31 @@
 import JSONSupport
 import OrderDomain
+import Security
 
 /// Builds the Elasticsearch request for a search. User text only ever appears
 /// as the `query` of `multi_match` or as a `term` value: never as query syntax.
 struct SearchQuery {
     let parameters: SearchParameters
+    /// For a `customer` principal: the only customer whose orders the query may
+    /// see. A filter of the query itself, so hits and every facet count obey it.
+    let scopeCustomerID: String?
     /// search_after values from the cursor, if any.
     let searchAfter: [JSONValue]?
+
+    init(parameters: SearchParameters, scopeCustomerID: String? = nil, searchAfter: [JSONValue]? = nil) {
+        self.parameters = parameters
+        self.scopeCustomerID = scopeCustomerID
+        self.searchAfter = searchAfter
+    }
+
+    /// Identifies the query a cursor belongs to (the parameters and the scope).
+    var fingerprint: String { Digest.sha256Hex(parameters.canonicalParts + ["scope=\(scopeCustomerID ?? "")"]) }
+
+    /// The same query continued after a signed cursor; nil if the cursor is not one of this query's.
+    func continued(after encodedCursor: String, signer: TokenSigner) -> SearchQuery? {
+        guard let cursor = Cursor(encoded: encodedCursor, signer: signer, fingerprint: fingerprint, sortFields: sortFields) else { return nil }
+        return SearchQuery(parameters: parameters, scopeCustomerID: scopeCustomerID, searchAfter: cursor.searchAfter)
+    }
 
     static let totalBuckets: [(key: String, from: String, to: String?)] = [
         ("0-50", "0", "50"), ("50-100", "50", "100"), ("100-250", "100", "250"), ("250-1000", "250", "1000"), ("1000-", "1000", nil),
@@ -94,6 +113,7 @@ struct SearchQuery {
         var must: [JSONValue] = []
         if let text = textQuery { must.append(text) }
         var filter: [JSONValue] = []
+        if let scopeCustomerID { filter.append(["term": ["customer.id": .string(scopeCustomerID)]]) }
         if !parameters.customerIDs.isEmpty { filter.append(["terms": ["customer.id": .array(parameters.customerIDs.map { .string($0) })]]) }
         if !parameters.skus.isEmpty { filter.append(["terms": ["item_skus": .array(parameters.skus.map { .string($0) })]]) }
 
@@ -127,23 +147,24 @@ struct SearchQuery {
         if parameters.q != nil {
             var fields = JSONObject()
             for field in Self.highlightFields { fields[field.index] = ["number_of_fragments": 0] }
-            object["highlight"] = ["pre_tags": ["<mark>"], "post_tags": ["</mark>"], "require_field_match": false, "fields": .object(fields)]
+            // encoder html: the document's text comes back HTML-escaped, so `<mark>` is the only markup.
+            object["highlight"] = ["encoder": "html", "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "require_field_match": false,
+                                   "fields": .object(fields)]
         }
         return JSONValue.object(object).serializedBytes
     }
 }
 
 /// The Elasticsearch request body the search API sends for a query string
-/// (without a cursor): lets a benchmark send exactly the same queries directly.
-public func elasticsearchSearchBody(forQueryString query: String) throws -> [UInt8] {
+/// (a staff search): lets a benchmark send exactly the same queries directly.
+public func elasticsearchSearchBody(forQueryString query: String, signer: TokenSigner) throws -> [UInt8] {
     let parameters = try SearchParameters(query: query)
-    var searchAfter: [JSONValue]?
+    var search = SearchQuery(parameters: parameters)
     if let text = parameters.cursor {
-        let fields = SearchQuery(parameters: parameters, searchAfter: nil).sortFields
-        guard let cursor = Cursor(encoded: text, fingerprint: parameters.fingerprint, sortFields: fields) else {
+        guard let continued = search.continued(after: text, signer: signer) else {
             throw SearchParameters.Invalid(parameter: "cursor", message: "is not a cursor of this query")
         }
-        searchAfter = cursor.searchAfter
+        search = continued
     }
-    return SearchQuery(parameters: parameters, searchAfter: searchAfter).body()
+    return search.body()
 }

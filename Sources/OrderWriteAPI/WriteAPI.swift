@@ -6,14 +6,14 @@ import Logging
 import OrderDomain
 import OrderStore
 import PostgresClient
+import Security
 import ServiceSupport
 
 /// Builds the write API's router; `main` and the tests use the same one.
-public func buildWriteRouter(service: WriteService, logger: Logger) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: RouteMetricsMiddleware())
-    router.add(middleware: ProblemMiddleware())
-    Observability.addOperationalRoutes(to: router) {
+public func buildWriteRouter(service: WriteService, auth: AuthConfiguration.Mode, signer: TokenSigner, logger: Logger)
+    -> Router<AppRequestContext>
+{
+    let router = makeServiceRouter(auth: auth) {
         do {
             try await service.pool.query("SELECT 1")
             return nil
@@ -21,50 +21,53 @@ public func buildWriteRouter(service: WriteService, logger: Logger) -> Router<Ba
             return "postgresql"
         }
     }
-    let handlers = WriteHandlers(service: service, logger: logger)
-    router.post("/customers") { request, _ in try await handlers.registerCustomer(request) }
-    router.get("/customers/:id") { _, context in try await handlers.getCustomer(try resourceID(context)) }
-    router.patch("/customers/:id") { request, context in try await handlers.changeCustomer(request, id: try resourceID(context)) }
-    router.post("/orders") { request, _ in try await handlers.placeOrder(request) }
-    router.get("/orders/:id") { _, context in try await handlers.getOrder(try resourceID(context)) }
-    for action in ["pay", "ship", "deliver", "cancel"] {
-        router.post("/orders/:id/\(action)") { request, context in
-            try await handlers.orderCommand(action, request, id: try resourceID(context))
+    let handlers = WriteHandlers(service: service, signer: signer, logger: logger)
+    router.post("/customers") { request, context in try await handlers.registerCustomer(request, context) }
+    router.get("/customers/:id") { _, context in try await handlers.getCustomer(try ResourceID.require(context), context) }
+    router.patch("/customers/:id") { request, context in try await handlers.changeCustomer(request, context, id: try ResourceID.require(context)) }
+    router.post("/orders") { request, context in try await handlers.placeOrder(request, context) }
+    router.get("/orders/:id") { _, context in try await handlers.getOrder(try ResourceID.require(context), context) }
+    for action in WriteHandlers.OrderAction.allCases {
+        router.post("/orders/:id/\(action.rawValue)") { request, context in
+            try await handlers.orderCommand(action, request, context, id: try ResourceID.require(context))
         }
     }
     return router
 }
 
-/// The `{id}` of the path. Ids are short printable strings; anything else
-/// cannot name a resource (and must not reach libpq, which stops at NUL).
-func resourceID(_ context: BasicRequestContext) throws -> String {
-    let id = try context.parameters.require("id")
-    guard (1...100).contains(id.utf8.count), !id.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
-        throw Problem(.notFound, detail: "no such resource")
-    }
-    return id
-}
-
 /// Builds the whole write application (server, router) from configuration.
 public func buildWriteApplication(
-    service: WriteService, address: HostAndPort, logger: Logger,
-    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    service: WriteService, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort, limits: HTTPServerLimits = .init(),
+    logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
-        router: buildWriteRouter(service: service, logger: logger),
-        configuration: .init(address: .hostname(address.host, port: address.port), serverName: "order-write-api"),
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-        logger: logger
+    buildServiceApplication(
+        router: buildWriteRouter(service: service, auth: auth, signer: signer, logger: logger), name: "order-write-api",
+        address: address, limits: limits, logger: logger, onServerRunning: onServerRunning
     )
 }
 
 struct WriteHandlers: Sendable {
     let service: WriteService
+    let signer: TokenSigner
     let logger: Logger
+
+    enum OrderAction: String, CaseIterable, Sendable {
+        case pay, ship, deliver, cancel
+
+        /// The roles of the contract's table that may run this command on any order.
+        var roles: Set<Role> {
+            switch self {
+            case .pay: [.staff, .payments]
+            case .ship, .deliver: [.staff, .fulfilment]
+            case .cancel: [.staff]
+            }
+        }
+    }
 
     // MARK: customers
 
-    func registerCustomer(_ request: Request) async throws -> Response {
+    func registerCustomer(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let principal = try context.requireRole([.staff])
         var request = request
         let body = try await RequestBody.read(&request)
         var reader = FieldReader(body.object)
@@ -73,22 +76,24 @@ struct WriteHandlers: Sendable {
         // Type errors and rule errors together, so every offending field is listed.
         let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
         if !errors.isEmpty { throw Self.validationProblem(errors) }
-        let context = try commandRequest(request, body: body, method: "POST", path: "/customers")
+        let command = try commandRequest(request, principal, body: body, method: "POST", path: "/customers")
         return try await respond {
-            try await service.registerCustomer(name: name, email: email, country: country, request: context) {
-                Self.stored(.created, customerJSON: $0, location: "/customers/\($0.id)")
+            try await service.registerCustomer(name: name, email: email, country: country, request: command) {
+                stored(.created, customerJSON: $0, location: "/customers/\($0.id)")
             }
         }
     }
 
-    func getCustomer(_ id: String) async throws -> Response {
+    func getCustomer(_ id: String, _ context: AppRequestContext) async throws -> Response {
+        try requireCustomerAccess(id, context)
         guard let customer = try await mapErrors({ try await service.customer(id: id) }) else {
             throw Problem(.notFound, detail: "no customer has this id")
         }
         return Response.json(.ok, customer.json, headers: [.eTag: "\"\(customer.version)\""])
     }
 
-    func changeCustomer(_ request: Request, id: String) async throws -> Response {
+    func changeCustomer(_ request: Request, _ context: AppRequestContext, id: String) async throws -> Response {
+        let principal = try requireCustomerAccess(id, context)
         var request = request
         let body = try await RequestBody.read(&request)
         var reader = FieldReader(body.object)
@@ -99,22 +104,26 @@ struct WriteHandlers: Sendable {
         }
         let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
         if !errors.isEmpty { throw Self.validationProblem(errors) }
-        let context = try commandRequest(request, body: body, method: "PATCH", path: "/customers/\(id)")
+        let command = try commandRequest(request, principal, body: body, method: "PATCH", path: "/customers/\(id)")
         return try await respond {
-            try await service.changeCustomer(id: id, name: name, email: email, country: country, request: context) {
-                Self.stored(.ok, customerJSON: $0, location: nil)
+            try await service.changeCustomer(id: id, name: name, email: email, country: country, request: command) {
+                stored(.ok, customerJSON: $0, location: nil)
             }
         }
     }
 
     // MARK: orders
 
-    func placeOrder(_ request: Request) async throws -> Response {
+    func placeOrder(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let principal = try context.requireRole([.staff, .customer])
         var request = request
         let body = try await RequestBody.read(&request)
         var reader = FieldReader(body.object)
         reader.rejectUnknown(allowed: ["customer_id", "currency", "items", "shipping_address", "note"])
         let customerID = reader.string("customer_id")
+        // A customer places orders only for itself; checked before anything
+        // else, so other customers' ids cannot be probed through validation.
+        if !principal.has(.staff), !customerID.isEmpty, customerID != principal.customerID { throw Problem.forbidden }
         let currency = reader.string("currency")
         let note = reader.optionalString("note")
         var items: [PlaceOrder.Item] = []
@@ -155,56 +164,75 @@ struct WriteHandlers: Sendable {
             }
             throw Self.validationProblem(errors)
         }
-        let context = try commandRequest(request, body: body, method: "POST", path: "/orders")
+        let commandRequest = try commandRequest(request, principal, body: body, method: "POST", path: "/orders")
         return try await respond {
-            try await service.placeOrder(command, request: context) {
-                Self.stored(.created, orderJSON: $0, location: "/orders/\($0.id)")
+            try await service.placeOrder(command, request: commandRequest) {
+                stored(.created, orderJSON: $0, location: "/orders/\($0.id)")
             }
         }
     }
 
-    func getOrder(_ id: String) async throws -> Response {
-        guard let order = try await mapErrors({ try await service.order(id: id) }) else {
+    func getOrder(_ id: String, _ context: AppRequestContext) async throws -> Response {
+        let access = try context.access(anyResource: [.staff, .payments, .fulfilment], customerOnOwn: true)
+        guard let order = try await mapErrors({ try await service.order(id: id) }), access.permits(ownerCustomerID: order.customerID) else {
             throw Problem(.notFound, detail: "no order has this id")
         }
         return Response.json(.ok, order.json, headers: [.eTag: "\"\(order.version)\""])
     }
 
-    func orderCommand(_ action: String, _ request: Request, id: String) async throws -> Response {
+    func orderCommand(_ action: OrderAction, _ request: Request, _ context: AppRequestContext, id: String) async throws -> Response {
+        let access = try context.access(anyResource: action.roles, customerOnOwn: action == .cancel)
+        if case .ownedBy = access {
+            // An order's customer never changes, so checking before the command's transaction is race-free.
+            let order = try await mapErrors { try await service.order(id: id) }
+            guard let order, access.permits(ownerCustomerID: order.customerID) else { throw Problem(.notFound, detail: "no such resource") }
+        }
         var request = request
-        let body = try await RequestBody.read(&request, allowEmpty: action == "deliver")
+        let body = try await RequestBody.read(&request, allowEmpty: action == .deliver)
         var reader = FieldReader(body.object)
         let command: WriteService.OrderCommand
         switch action {
-        case "pay":
+        case .pay:
             reader.rejectUnknown(allowed: ["payment_reference", "amount"])
             command = .pay(reference: reader.string("payment_reference"), amount: reader.decimalString("amount"))
-        case "ship":
+        case .ship:
             reader.rejectUnknown(allowed: ["carrier", "tracking_number"])
             command = .ship(carrier: reader.string("carrier"), trackingNumber: reader.string("tracking_number"))
-        case "deliver":
+        case .deliver:
             reader.rejectUnknown(allowed: [])
             command = .deliver
-        default:
+        case .cancel:
             reader.rejectUnknown(allowed: ["reason"])
             command = .cancel(reason: reader.string("reason"))
         }
         if !reader.errors.isEmpty { throw Self.validationProblem(reader.errors) }
-        let context = try commandRequest(request, body: body, method: "POST", path: "/orders/\(id)/\(action)")
+        let commandRequest = try commandRequest(request, try context.requirePrincipal(), body: body, method: "POST",
+                                                path: "/orders/\(id)/\(action.rawValue)")
         return try await respond {
-            try await service.execute(command, orderID: id, request: context) { Self.stored(.ok, orderJSON: $0, location: nil) }
+            try await service.execute(command, orderID: id, request: commandRequest) { stored(.ok, orderJSON: $0, location: nil) }
         }
     }
 
     // MARK: shared
 
-    private func commandRequest(_ request: Request, body: RequestBody, method: String, path: String) throws -> WriteService.Request {
+    /// Customer records: staff for any, a customer for its own (another's is 404).
+    @discardableResult
+    private func requireCustomerAccess(_ id: String, _ context: AppRequestContext) throws -> Principal {
+        let access = try context.access(anyResource: [.staff], customerOnOwn: true)
+        guard access.permits(ownerCustomerID: id) else { throw Problem(.notFound, detail: "no customer has this id") }
+        return try context.requirePrincipal()
+    }
+
+    private func commandRequest(_ request: Request, _ principal: Principal, body: RequestBody, method: String, path: String) throws
+        -> WriteService.Request
+    {
         var key: String?
         if let raw = request.headers[HTTPField.Name("Idempotency-Key")!] {
             guard (1...255).contains(raw.utf8.count), raw.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
                 throw Problem.badParameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
             }
-            key = raw
+            // Keys belong to the token's subject: the same key from two principals is two keys.
+            key = Digest.sha256Hex(["idempotency-key", principal.subject, raw])
         }
         var expectedVersion: Int?
         if let ifMatch = request.headers[.ifMatch] {
@@ -218,25 +246,24 @@ struct WriteHandlers: Sendable {
                 expectedVersion = version
             }
         }
-        var fingerprint = Fingerprint()
-        fingerprint.add(method)
-        fingerprint.add(path)
-        fingerprint.add(body.raw)
-        return WriteService.Request(idempotencyKey: key, fingerprint: fingerprint.hex, expectedVersion: expectedVersion)
+        let fingerprint = Digest.sha256Hex([method, path, String(decoding: body.raw, as: UTF8.self)])
+        return WriteService.Request(idempotencyKey: key, fingerprint: fingerprint, expectedVersion: expectedVersion)
     }
 
-    static func stored(_ status: HTTPResponse.Status, customerJSON customer: Customer, location: String?) -> WriteService.StoredResponse {
-        var headers = ["ETag": "\"\(customer.version)\"",
-                       "Consistency-Token": ConsistencyToken(aggregateType: .customer, aggregateID: customer.id, version: customer.version).encoded]
-        if let location { headers["Location"] = location }
-        return .init(status: status.code, headers: headers, body: customer.json)
+    func stored(_ status: HTTPResponse.Status, customerJSON customer: Customer, location: String?) -> WriteService.StoredResponse {
+        let token = ConsistencyToken(aggregateType: .customer, aggregateID: customer.id, version: customer.version, customerID: customer.id)
+        return stored(status, token: token, body: customer.json, location: location)
     }
 
-    static func stored(_ status: HTTPResponse.Status, orderJSON order: Order, location: String?) -> WriteService.StoredResponse {
-        var headers = ["ETag": "\"\(order.version)\"",
-                       "Consistency-Token": ConsistencyToken(aggregateType: .order, aggregateID: order.id, version: order.version).encoded]
+    func stored(_ status: HTTPResponse.Status, orderJSON order: Order, location: String?) -> WriteService.StoredResponse {
+        let token = ConsistencyToken(aggregateType: .order, aggregateID: order.id, version: order.version, customerID: order.customerID)
+        return stored(status, token: token, body: order.json, location: location)
+    }
+
+    private func stored(_ status: HTTPResponse.Status, token: ConsistencyToken, body: String, location: String?) -> WriteService.StoredResponse {
+        var headers = ["ETag": "\"\(token.version)\"", "Consistency-Token": signer.sign(token.payload, for: .consistency)]
         if let location { headers["Location"] = location }
-        return .init(status: status.code, headers: headers, body: order.json)
+        return .init(status: status.code, headers: headers, body: body)
     }
 
     static func validationProblem(_ errors: [FieldError]) -> Problem {
@@ -284,28 +311,5 @@ struct WriteHandlers: Sendable {
             logger.error("database error", metadata: ["db.error": "\(error)"])
             throw Problem(.internalServerError, detail: "an unexpected error occurred")
         }
-    }
-}
-
-/// 128-bit FNV-1a over the request: identifies "the same request" for idempotency.
-struct Fingerprint {
-    private var a: UInt64 = 0xcbf2_9ce4_8422_2325
-    private var b: UInt64 = 0x8422_2325_cbf2_9ce4
-
-    mutating func add(_ s: String) { add(Array(s.utf8)); add([0]) }
-
-    mutating func add(_ bytes: [UInt8]) {
-        for byte in bytes {
-            a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
-            b = (b ^ UInt64(byte ^ 0x5a)) &* 0x100_0000_01b3
-        }
-    }
-
-    var hex: String {
-        func h(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        return h(a) + h(b)
     }
 }

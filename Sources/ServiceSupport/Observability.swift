@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import Security
 import ServiceLifecycle
 
 /// Process-wide logging and metrics set-up, called once from each executable's `main`.
@@ -36,9 +37,7 @@ public enum Observability {
 
     /// Adds `/health`, `/ready` and `/metrics`. `readiness` names the first
     /// dependency that does not answer, or nil when all do.
-    public static func addOperationalRoutes<Context: RequestContext>(
-        to router: Router<Context>, readiness: @escaping @Sendable () async -> String?
-    ) {
+    static func addOperationalRoutes(to router: Router<AppRequestContext>, readiness: @escaping @Sendable () async -> String?) {
         router.get("/health") { _, _ in Response.json(.ok, #"{"status":"ok"}"#) }
         router.get("/ready") { _, _ in
             if let failed = await readiness() {
@@ -46,8 +45,9 @@ public enum Observability {
             }
             return Response.json(.ok, #"{"status":"ready"}"#)
         }
-        router.get("/metrics") { _, _ in
-            Response(
+        router.get("/metrics") { _, context in
+            try context.requireRole([.metrics, .staff])
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
             )

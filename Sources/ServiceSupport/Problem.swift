@@ -35,6 +35,8 @@ public struct Problem: HTTPResponseError, Sendable {
     public var typeURI: String {
         switch status.code {
         case 400: "https://orders.example/problems/bad-request"
+        case 401: "https://orders.example/problems/unauthenticated"
+        case 403: "https://orders.example/problems/forbidden"
         case 404: "https://orders.example/problems/not-found"
         case 409: "https://orders.example/problems/conflict"
         case 412: "https://orders.example/problems/precondition-failed"

@@ -1,3 +1,7 @@
+import Foundation
+import Logging
+import Security
+
 /// The environment variables every process reads (the contract's table).
 public struct ServiceConfiguration: Sendable {
     public var databaseURL: String
@@ -10,7 +14,8 @@ public struct ServiceConfiguration: Sendable {
     public var writeAPIAddress: HostAndPort
     public var searchAPIAddress: HostAndPort
     public var indexerMetricsAddress: HostAndPort
-    public var adminToken: String?
+    public var auth: AuthConfiguration
+    public var httpLimits: HTTPServerLimits
 
     public static let defaults = ServiceConfiguration(environment: [:])
 
@@ -29,7 +34,8 @@ public struct ServiceConfiguration: Sendable {
         writeAPIAddress = value("WRITE_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8080)
         searchAPIAddress = value("SEARCH_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8081)
         indexerMetricsAddress = value("INDEXER_METRICS_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8082)
-        adminToken = value("ADMIN_TOKEN")
+        auth = AuthConfiguration(environment: environment)
+        httpLimits = HTTPServerLimits(environment: environment)
     }
 }
 
@@ -56,6 +62,29 @@ public struct HostAndPort: Sendable, Equatable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
+/// Start-up checks of the executables: a configuration error is printed
+/// (naming the variables, never their values) and the process exits 1.
+public enum Startup {
+    public static func require<T>(_ what: String, _ body: () async throws -> T) async -> T {
+        do {
+            return try await body()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(what): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    /// The authentication mode; warns when it is disabled.
+    public static func authMode(_ configuration: ServiceConfiguration, logger: Logger) async -> AuthConfiguration.Mode {
+        let mode = await require("authentication") { try await configuration.auth.mode() }
+        if case .disabled = mode { logger.warning("AUTH_DISABLED=true: every request acts as staff without a token (development only)") }
+        return mode
+    }
+
+    public static func tokenSigner() async -> TokenSigner {
+        await require("SIGNING_KEY") { try TokenSigner(environment: ProcessInfoEnvironment.all) }
+    }
+}
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -6,6 +6,7 @@ import OrderAdmin
 import OrderStore
 import PostgresClient
 import ReadModel
+import Security
 import ServiceSupport
 
 @main
@@ -13,7 +14,7 @@ struct OrderAdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-admin",
         abstract: "Operate the order system: schema migrations, reindexing, drift checks, dead letters.",
-        subcommands: [Migrate.self, Reindex.self, Verify.self, DeadLettersCommand.self]
+        subcommands: [Migrate.self, Reindex.self, Verify.self, DeadLettersCommand.self, Token.self]
     )
 }
 

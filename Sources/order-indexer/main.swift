@@ -8,6 +8,7 @@ import ServiceSupport
 let logger = Observability.bootstrap(label: "order-indexer")
 let environment = ProcessInfoEnvironment.all
 let configuration = ServiceConfiguration(environment: environment)
+let auth = await Startup.authMode(configuration, logger: logger)
 var indexerConfiguration = IndexerService.Configuration()
 if let workers = environment["INDEXER_WORKERS"].flatMap(Int.init), workers > 0 { indexerConfiguration.workers = workers }
 if let batch = environment["INDEXER_BATCH_SIZE"].flatMap(Int.init), batch > 0 { indexerConfiguration.processor.batchSize = batch }
@@ -22,7 +23,7 @@ let indexer = IndexerService(
     pool: pool, client: client, layout: IndexLayout(alias: configuration.ordersIndex), databaseURL: configuration.databaseURL,
     configuration: indexerConfiguration, logger: logger
 )
-let metrics = buildIndexerMetricsApplication(pool: pool, client: client, address: configuration.indexerMetricsAddress, logger: logger)
+let metrics = buildIndexerMetricsApplication(pool: pool, client: client, auth: auth, address: configuration.indexerMetricsAddress, logger: logger)
 logger.info("starting", metadata: ["indexer.workers": "\(indexerConfiguration.workers)", "es.alias": "\(configuration.ordersIndex)"])
 try await runUntilSignalled([indexer, metrics], logger: logger)
 await client.shutdown()

@@ -3,6 +3,7 @@ import Foundation
 import JSONSupport
 import OrderDomain
 import OrderSearchAPI
+import Security
 import ServiceSupport
 import Testing
 
@@ -203,12 +204,9 @@ import Testing
         let h = try await IndexerHarness.start()
         let indexer = try h.startIndexer()
         let client = ElasticsearchClient(configuration: .init(baseURL: h.elasticsearchURL))
-        let (port, task) = try await startServer { onRunning in
-            buildSearchApplication(client: client, alias: h.alias, address: HostAndPort(host: "127.0.0.1", port: 0),
-                                   logger: TestEnvironment.logger, onServerRunning: onRunning)
-        }
+        let (port, task) = try await startSearchAPI(client: client, alias: h.alias)
         defer { Task { task.cancel(); await indexer.stop(); await h.stop() } }
-        let search = TestHTTP(base: "http://127.0.0.1:\(port)")
+        let search = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
         let api = h.api
         let customer = try await api.createCustomer(name: "Token Tester")
         let placed = try await api.placeOrder(customerID: customer, items: [("TOK-1", "Token Lamp", 1, "5.00")])
@@ -223,7 +221,7 @@ import Testing
         #expect(after.header("read-model-caught-up") == "true")
         #expect(after.json["customer"]?["name"]?.stringValue == "Token Renamed")
         // Not yet applied (a version that does not exist): false after the wait.
-        let future = ConsistencyTokenText.order(id, version: 99)
+        let future = try ConsistencyTokenText.order(id, version: 99, customerID: customer)
         let waited = try await search.get("/search/orders", headers: [("Consistency-Token", future), ("Consistency-Wait", "50")])
         #expect(waited.status == 200)
         #expect(waited.header("read-model-caught-up") == "false")
@@ -236,12 +234,9 @@ import Testing
         let f = try await fixture()
         #expect(try await f.search.get("/ready").status == 200)
         let unreachable = ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:1"))
-        let (port, task) = try await startServer { onRunning in
-            buildSearchApplication(client: unreachable, alias: "orders", address: HostAndPort(host: "127.0.0.1", port: 0),
-                                   logger: TestEnvironment.logger, onServerRunning: onRunning)
-        }
+        let (port, task) = try await startSearchAPI(client: unreachable, alias: "orders")
         defer { task.cancel() }
-        let down = TestHTTP(base: "http://127.0.0.1:\(port)")
+        let down = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
         let ready = try await down.get("/ready")
         expectProblem(ready, 503)
         #expect(ready.json["dependency"]?.stringValue == "elasticsearch")
@@ -254,7 +249,9 @@ import Testing
 
 
 enum ConsistencyTokenText {
-    static func order(_ id: String, version: Int) -> String {
-        ConsistencyToken(aggregateType: .order, aggregateID: id, version: version).encoded
+    /// A token as the write API signs it (with the shared test `SIGNING_KEY`).
+    static func order(_ id: String, version: Int, customerID: String) throws -> String {
+        try TestEnvironment.signer.sign(ConsistencyToken(aggregateType: .order, aggregateID: id, version: version, customerID: customerID).payload,
+                                        for: .consistency)
     }
 }

@@ -160,10 +160,12 @@ import Testing
             #expect(try await api.placeOrder(customerID: customer, note: key).status == 201)
             _ = try await api.client.post("/orders", orderBody(customerID: customer, note: key), headers: [("Idempotency-Key", key)])
         }
-        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'day-old'")
-        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '72 hours' WHERE key = 'three-days-old'")
+        // Keys are stored as a digest of (subject, key): find them by the response they kept.
+        let byNote = "response_body::jsonb->>'note'"
+        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE \(byNote) = 'day-old'")
+        try await api.database.pool.query("UPDATE idempotency_keys SET created_at = now() - interval '72 hours' WHERE \(byNote) = 'three-days-old'")
         #expect(try await api.service.pruneIdempotencyKeys() == 1)
-        let kept = try await api.database.pool.query("SELECT key FROM idempotency_keys ORDER BY key").map { $0.string(0)! }
+        let kept = try await api.database.pool.query("SELECT \(byNote) FROM idempotency_keys ORDER BY 1").map { $0.string(0)! }
         #expect(kept == ["day-old", "fresh"])
     }
 

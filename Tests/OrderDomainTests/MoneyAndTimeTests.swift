@@ -38,12 +38,14 @@ import Testing
 }
 
 @Suite struct ConsistencyTokenTests {
-    @Test func roundTripsAndRejectsForgeries() {
-        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_01abc", version: 7)
-        #expect(ConsistencyToken(encoded: token.encoded) == token)
-        #expect(ConsistencyToken(encoded: "") == nil)
-        #expect(ConsistencyToken(encoded: "not a token") == nil)
-        #expect(ConsistencyToken(encoded: token.encoded + "A") == nil)
-        #expect(ConsistencyToken(encoded: String(token.encoded.dropLast())) == nil)
+    @Test func payloadRoundTripsAndIsStrict() {
+        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_01abc", version: 7, customerID: "cus_9")
+        #expect(ConsistencyToken(payload: token.payload) == token)
+        #expect(ConsistencyToken(payload: []) == nil)
+        #expect(ConsistencyToken(payload: Array("not a token".utf8)) == nil)
+        #expect(ConsistencyToken(payload: token.payload + Array("|x".utf8)) == nil)
+        #expect(ConsistencyToken(payload: Array("v2|o|ord_1|0|cus_9".utf8)) == nil)
+        #expect(ConsistencyToken(payload: Array("v2|x|ord_1|3|cus_9".utf8)) == nil)
+        #expect(ConsistencyToken(payload: Array("v2|c|cus_9|3|".utf8)) == nil)
     }
 }

@@ -12,6 +12,8 @@
 #   wait_for_http URL SECONDS [PID]   wait until URL answers 2xx (fail early if PID dies)
 #   stop_pid PID NAME [SECONDS] SIGTERM, wait, then SIGKILL
 #   port_in_use PORT / require_free_port PORT WHAT
+#   ensure_keys DIR             create DIR/auth-jwt-secret and DIR/signing-key once (mode 0600),
+#                               export AUTH_JWT_SECRET and SIGNING_KEY from them
 set -euo pipefail
 
 if [[ -z "${ROOT:-}" ]]; then
@@ -106,6 +108,22 @@ _psql_bin() {
 
 # ---------------------------------------------------------------------------
 # osmem-server (in-memory OpenSearch-compatible server) in a project-local venv
+
+# Random 48-byte keys, kept (0600) so tokens stay valid across restarts.
+# An existing variable in the environment wins over the file.
+ensure_keys() {
+    local dir=$1 name var
+    mkdir -p "$dir"
+    for name in auth-jwt-secret signing-key; do
+        if [[ ! -s "$dir/$name" ]]; then
+            (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n=+/' >"$dir/$name")
+        fi
+        chmod 600 "$dir/$name"
+    done
+    [[ -n "${AUTH_JWT_SECRET:-}" ]] || AUTH_JWT_SECRET=$(cat "$dir/auth-jwt-secret")
+    [[ -n "${SIGNING_KEY:-}" ]] || SIGNING_KEY=$(cat "$dir/signing-key")
+    export AUTH_JWT_SECRET SIGNING_KEY
+}
 
 ensure_osmem() {
     local venv="$ROOT/.venv"

@@ -6,7 +6,17 @@ import Testing
 /// A small HTTP client for calling the services under test (over libcurl).
 struct TestHTTP {
     let base: String
+    /// Sent as `Authorization: Bearer …` unless a request sets its own `Authorization`.
+    var bearer: String?
     let http = CurlHTTPClient()
+
+    init(base: String, bearer: String? = nil) {
+        self.base = base
+        self.bearer = bearer
+    }
+
+    /// The same server, called with another token (nil: none).
+    func with(bearer: String?) -> TestHTTP { TestHTTP(base: base, bearer: bearer) }
 
     struct Reply {
         let status: Int
@@ -20,6 +30,7 @@ struct TestHTTP {
     func request(_ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
                  headers: [(String, String)] = []) async throws -> Reply {
         var all = headers
+        if let bearer, !headers.contains(where: { $0.0.lowercased() == "authorization" }) { all.append(("Authorization", "Bearer \(bearer)")) }
         if body != nil, let contentType { all.append(("Content-Type", contentType)) }
         let response = try await http.execute(method: method, url: base + path, headers: all, body: body.map { Array($0.utf8) })
         return Reply(status: response.status, body: response.body, headers: response.headers)

@@ -78,11 +78,9 @@ struct SearchFixture {
             throw FixtureError.notIndexed
         }
         let client = ElasticsearchClient(configuration: .init(baseURL: try TestEnvironment.elasticsearchURL))
-        let (port, task) = try await startServer { onRunning in
-            buildSearchApplication(client: client, alias: h.alias, address: HostAndPort(host: "127.0.0.1", port: 0),
-                                   logger: TestEnvironment.logger, onServerRunning: onRunning)
-        }
-        return SearchFixture(indexer: h, search: TestHTTP(base: "http://127.0.0.1:\(port)"), searchTask: task, running: running)
+        let (port, task) = try await startSearchAPI(client: client, alias: h.alias)
+        let search = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
+        return SearchFixture(indexer: h, search: search, searchTask: task, running: running)
     }
 
     enum FixtureError: Error { case notIndexed }
@@ -109,5 +107,14 @@ extension JSONValue {
         var result: [String: Int] = [:]
         for entry in arrayValue ?? [] { result[entry["value"]!.stringValue!] = entry["count"]!.intValue! }
         return result
+    }
+}
+
+/// Runs the real search API (the same `buildSearchApplication` as `main`) with the test keys.
+func startSearchAPI(client: ElasticsearchClient, alias: String) async throws -> (Int, Task<Void, any Error>) {
+    let auth = try await TestEnvironment.authMode(), signer = try TestEnvironment.signer
+    return try await startServer { onRunning in
+        buildSearchApplication(client: client, alias: alias, auth: auth, signer: signer, address: HostAndPort(host: "127.0.0.1", port: 0),
+                               logger: TestEnvironment.logger, onServerRunning: onRunning)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OrderStore
 import PostgresClient
+import Security
 import ServiceSupport
 import Testing
 
@@ -10,7 +11,9 @@ import Testing
 /// network; without them the tests fail (they are never silently skipped).
 enum TestEnvironment {
     struct Missing: Error, CustomStringConvertible {
-        var description: String { "TEST_DATABASE_URL / TEST_ELASTICSEARCH_URL are not set: run the tests with scripts/test" }
+        var description: String {
+            "TEST_DATABASE_URL / TEST_ELASTICSEARCH_URL / AUTH_JWT_SECRET / SIGNING_KEY are not set: run the tests with scripts/test"
+        }
     }
 
     static var databaseURL: String {
@@ -25,6 +28,30 @@ enum TestEnvironment {
             guard let url = ProcessInfo.processInfo.environment["TEST_ELASTICSEARCH_URL"], !url.isEmpty else { throw Missing() }
             return url
         }
+    }
+
+    /// `AUTH_JWT_SECRET` and `SIGNING_KEY` as scripts/test exports them (child processes inherit them).
+    static var authSecret: String {
+        get throws {
+            guard let secret = ProcessInfo.processInfo.environment["AUTH_JWT_SECRET"], !secret.isEmpty else { throw Missing() }
+            return secret
+        }
+    }
+
+    static var signer: TokenSigner {
+        get throws { try TokenSigner(environment: ProcessInfo.processInfo.environment) }
+    }
+
+    /// Authentication as the services run it: HS256 with the test secret.
+    static func authMode() async throws -> AuthConfiguration.Mode {
+        try await AuthConfiguration(jwtSecret: try authSecret).mode()
+    }
+
+    /// A token signed with the test secret.
+    static func token(_ roles: [Role], customerID: String? = nil, subject: String? = nil) async throws -> String {
+        try await AccessTokenMinter(secret: try authSecret)
+            .mint(subject: subject ?? "test-" + roles.map(\.rawValue).joined(separator: "+") + (customerID.map { ":" + $0 } ?? ""),
+                  roles: roles, customerID: customerID)
     }
 
     /// Metrics go to the same Prometheus registry as in the executables, so

@@ -16,11 +16,13 @@ struct WriteAPIHarness {
     static func start(database: TestDatabase? = nil) async throws -> WriteAPIHarness {
         let database = if let database { database } else { try await TestDatabase.create() }
         let service = WriteService(pool: database.pool, logger: TestEnvironment.logger)
+        let auth = try await TestEnvironment.authMode(), signer = try TestEnvironment.signer
         let (port, task) = try await startServer { onRunning in
-            buildWriteApplication(service: service, address: HostAndPort(host: "127.0.0.1", port: 0), logger: TestEnvironment.logger,
-                                  onServerRunning: onRunning)
+            buildWriteApplication(service: service, auth: auth, signer: signer, address: HostAndPort(host: "127.0.0.1", port: 0),
+                                  logger: TestEnvironment.logger, onServerRunning: onRunning)
         }
-        return WriteAPIHarness(database: database, service: service, client: TestHTTP(base: "http://127.0.0.1:\(port)"), task: task)
+        let client = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
+        return WriteAPIHarness(database: database, service: service, client: client, task: task)
     }
 
     func stop() async {

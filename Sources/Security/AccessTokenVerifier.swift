@@ -1,0 +1,97 @@
+import Foundation
+import JWTKit
+
+/// Verifies bearer tokens by itself (no network or database call): HS256 with
+/// `AUTH_JWT_SECRET`, RS256/ES256 with the JWKS key named by the token's `kid`.
+/// Signatures, base64url and JSON are jwt-kit's; this type adds the policy:
+/// the token's `alg` must be its key's algorithm, `exp` is required, `iss`/`aud`
+/// must match when configured, `sub` is required, a customer needs `customer_id`.
+public final class AccessTokenVerifier: Sendable {
+    /// Longer credentials are refused before any parsing (bounded work per request).
+    public static let maximumTokenBytes = 8192
+
+    private let keys: JWTKeyCollection
+    private let issuer: String?
+    private let audience: String?
+
+    public init(configuration: AuthConfiguration) async throws(AuthConfiguration.Invalid) {
+        let keys = JWTKeyCollection()
+        // The JWKS first: with both configured, a token without `kid` is tried
+        // against the first JWKS key, whose algorithm then has to match.
+        if let jwks = try configuration.jwksJSON() {
+            do { try await keys.add(jwksJSON: jwks) } catch {
+                throw AuthConfiguration.Invalid(description: "AUTH_JWKS_FILE is not a JWKS with a kid on every RS256/ES256 key")
+            }
+        }
+        if let secret = try configuration.secretBytes() {
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: Self.hmacKeyID))
+            if configuration.jwksFile == nil { await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256) }
+        }
+        self.keys = keys
+        issuer = configuration.issuer
+        audience = configuration.audience
+    }
+
+    /// The `kid` of tokens minted by `order-admin token`.
+    public static let hmacKeyID = "order-admin-hs256"
+
+    /// The principal of a bearer token, or why there is none.
+    public func principal(token: String) async throws(AuthenticationError) -> Principal {
+        guard !token.isEmpty, token.utf8.count <= Self.maximumTokenBytes else { throw .invalidToken }
+        let claims: AccessTokenClaims
+        do {
+            claims = try await keys.verify(token, as: AccessTokenClaims.self)
+            try await requireMatchingAlgorithm(token)
+        } catch let error as AuthenticationError {
+            throw error
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            throw .expired
+        } catch {
+            throw .invalidToken
+        }
+        return try principal(from: claims)
+    }
+
+    /// Algorithm confusion: whatever the header says, the key decides the
+    /// algorithm (jwt-kit picks the key by `kid`); a header that claims another one is refused.
+    private func requireMatchingAlgorithm(_ token: String) async throws {
+        let header = try DefaultJWTParser().parse(Array(token.utf8), as: AccessTokenClaims.self).header
+        let key = try await keys.getKey(for: header.kid.map { JWKIdentifier(string: $0) }, alg: header.alg)
+        guard let alg = header.alg, alg == key.name, alg != "none" else { throw AuthenticationError.invalidToken }
+    }
+
+    func principal(from claims: AccessTokenClaims) throws(AuthenticationError) -> Principal {
+        guard let subject = claims.sub?.value, !subject.isEmpty else { throw .missingClaim("sub") }
+        if let issuer, claims.iss?.value != issuer { throw .wrongIssuer }
+        if let audience, !(claims.aud?.value.contains(audience) ?? false) { throw .wrongAudience }
+        let roles = Set((claims.roles ?? []).compactMap(Role.init(rawValue:)))
+        var customerID: String?
+        if roles.contains(.customer) {
+            guard let id = claims.customer_id, !id.isEmpty else { throw .customerWithoutID }
+            customerID = id
+        }
+        return Principal(subject: subject, roles: roles, customerID: customerID)
+    }
+}
+
+/// Mints HS256 access tokens with `AUTH_JWT_SECRET` (`order-admin token`, tests, benchmarks).
+public struct AccessTokenMinter: Sendable {
+    private let keys: JWTKeyCollection
+
+    public init(secret: String) async throws(AuthConfiguration.Invalid) {
+        let bytes = try AuthConfiguration(jwtSecret: secret).secretBytes() ?? []
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: bytes), digestAlgorithm: .sha256, kid: JWKIdentifier(string: AccessTokenVerifier.hmacKeyID))
+    }
+
+    public func mint(_ claims: AccessTokenClaims) async throws -> String {
+        try await keys.sign(claims, kid: JWKIdentifier(string: AccessTokenVerifier.hmacKeyID))
+    }
+
+    public func mint(subject: String, roles: [Role], customerID: String? = nil, ttl: Duration = .seconds(3600),
+                     issuer: String? = nil, audience: String? = nil) async throws -> String {
+        let expires = Date().addingTimeInterval(TimeInterval(ttl.components.seconds))
+        return try await mint(AccessTokenClaims(subject: subject, roles: roles, customerID: customerID, expires: expires,
+                                                issuer: issuer, audience: audience))
+    }
+}
