@@ -20,11 +20,13 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
 
     public init(subject: String, roles: [Role], customerID: String?, expires: Date, issuer: String? = nil, audience: String? = nil,
                 issuedAt: Date = Date()) {
+        // NumericDate in whole seconds: some consumers refuse fractions.
+        func seconds(_ date: Date) -> Date { Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)) }
         sub = SubjectClaim(value: subject)
         self.roles = roles.map(\.rawValue)
         customer_id = customerID
-        exp = ExpirationClaim(value: expires)
-        iat = IssuedAtClaim(value: issuedAt)
+        exp = ExpirationClaim(value: seconds(expires))
+        iat = IssuedAtClaim(value: seconds(issuedAt))
         iss = issuer.map { IssuerClaim(value: $0) }
         aud = audience.map { AudienceClaim(value: [$0]) }
     }
