@@ -60,16 +60,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "JSONSupport", swiftSettings: swiftSettings),
-        // Bearer-token verification (jwt-kit), roles, and the HMAC-signed tokens both APIs hand out.
+        // The HMAC-signed tokens both APIs hand out (consistency tokens, cursors) and SHA-256 fingerprints.
+        .target(
+            name: "TokenSigning",
+            dependencies: ["JSONSupport", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // Bearer-token verification (jwt-kit) and the role table.
         .target(
             name: "Security",
             dependencies: [
-                "JSONSupport",
+                "TokenSigning",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
+        // Untrusted input, parsed and validated with bounded work: command bodies and
+        // search parameters. Pure (no I/O), so libFuzzer can drive it (order-fuzz).
+        .target(name: "RequestParsing", dependencies: ["JSONSupport", "OrderDomain", "TokenSigning"], swiftSettings: swiftSettings),
 
         // Application layer shared by the processes.
         .target(
@@ -95,7 +104,7 @@ let package = Package(
         ),
         .target(
             name: "OrderWriteAPI",
-            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport", "Security",
+            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
@@ -116,7 +125,7 @@ let package = Package(
         ),
         .target(
             name: "OrderSearchAPI",
-            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security"],
+            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -156,6 +165,10 @@ let package = Package(
             dependencies: ["OrderBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
+        // libFuzzer entry points (scripts/fuzz builds it with -sanitize=fuzzer,address); without
+        // the fuzzer it replays the files it is given.
+        .executableTarget(name: "order-fuzz", dependencies: ["RequestParsing", "JSONSupport", "TokenSigning", "OrderDomain"],
+                          swiftSettings: swiftSettings),
         .executableTarget(
             name: "fault-proxy",
             dependencies: ["FaultProxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -165,9 +178,11 @@ let package = Package(
         // Tests mirror targets; integration tests need the servers started by scripts/test.
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RequestParsingTests", dependencies: ["RequestParsing", "TokenSigning", "JSONSupport"],
+                    resources: [.copy("Corpus")], swiftSettings: swiftSettings),
         .testTarget(
             name: "SecurityTests",
-            dependencies: ["Security", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["Security", "TokenSigning", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "CryptoExtras", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),

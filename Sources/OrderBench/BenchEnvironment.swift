@@ -2,6 +2,7 @@ import ElasticsearchClient
 import Foundation
 import Logging
 import Security
+import TokenSigning
 import OrderStore
 import PostgresClient
 import ServiceSupport

@@ -9,6 +9,7 @@ import OrderStore
 import PostgresClient
 import ReadModel
 import Security
+import TokenSigning
 
 /// `write`, `lag`, `search`: the HTTP services against baselines that skip them.
 public struct ServiceBenchmarks: Sendable {

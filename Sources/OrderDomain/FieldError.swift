@@ -1,6 +1,10 @@
 /// One offending field of a rejected command, named by its JSON path
 /// (`items[0].quantity`).
 public struct FieldError: Sendable, Hashable, CustomStringConvertible {
+    /// A 422 lists at most this many field errors (the contract's limit), so a
+    /// huge invalid body cannot produce a huge response.
+    public static let maximumListed = 100
+
     public let field: String
     public let message: String
 

@@ -5,7 +5,9 @@ import JSONSupport
 import Logging
 import OrderDomain
 import ReadModel
+import RequestParsing
 import Security
+import TokenSigning
 import ServiceSupport
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.

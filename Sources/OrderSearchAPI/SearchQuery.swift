@@ -1,6 +1,8 @@
 import JSONSupport
 import OrderDomain
+import RequestParsing
 import Security
+import TokenSigning
 
 /// Builds the Elasticsearch request for a search. User text only ever appears
 /// as the `query` of `multi_match` or as a `term` value: never as query syntax.

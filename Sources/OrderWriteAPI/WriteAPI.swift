@@ -6,7 +6,9 @@ import Logging
 import OrderDomain
 import OrderStore
 import PostgresClient
+import RequestParsing
 import Security
+import TokenSigning
 import ServiceSupport
 
 /// Builds the write API's router; `main` and the tests use the same one.
@@ -70,15 +72,11 @@ struct WriteHandlers: Sendable {
         let principal = try context.requireRole([.staff])
         var request = request
         let body = try await RequestBody.read(&request)
-        var reader = FieldReader(body.object)
-        reader.rejectUnknown(allowed: ["name", "email", "country"])
-        let name = reader.string("name"), email = reader.string("email"), country = reader.string("country")
-        // Type errors and rule errors together, so every offending field is listed.
-        let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
+        let (customer, errors) = CommandBodies.newCustomer(body.object)
         if !errors.isEmpty { throw Self.validationProblem(errors) }
         let command = try commandRequest(request, principal, body: body, method: "POST", path: "/customers")
         return try await respond {
-            try await service.registerCustomer(name: name, email: email, country: country, request: command) {
+            try await service.registerCustomer(name: customer.name, email: customer.email, country: customer.country, request: command) {
                 stored(.created, customerJSON: $0, location: "/customers/\($0.id)")
             }
         }
@@ -96,17 +94,11 @@ struct WriteHandlers: Sendable {
         let principal = try requireCustomerAccess(id, context)
         var request = request
         let body = try await RequestBody.read(&request)
-        var reader = FieldReader(body.object)
-        reader.rejectUnknown(allowed: ["name", "email", "country"])
-        let name = reader.optionalString("name"), email = reader.optionalString("email"), country = reader.optionalString("country")
-        for key in ["name", "email", "country"] where body.object[key]?.isNull == true {
-            reader.reportElement(key, "must not be null")
-        }
-        let errors = reader.combined(with: Customer.validate(name: name, email: email, country: country))
+        let (change, errors) = CommandBodies.customerChange(body.object)
         if !errors.isEmpty { throw Self.validationProblem(errors) }
         let command = try commandRequest(request, principal, body: body, method: "PATCH", path: "/customers/\(id)")
         return try await respond {
-            try await service.changeCustomer(id: id, name: name, email: email, country: country, request: command) {
+            try await service.changeCustomer(id: id, name: change.name, email: change.email, country: change.country, request: command) {
                 stored(.ok, customerJSON: $0, location: nil)
             }
         }
@@ -118,47 +110,16 @@ struct WriteHandlers: Sendable {
         let principal = try context.requireRole([.staff, .customer])
         var request = request
         let body = try await RequestBody.read(&request)
-        var reader = FieldReader(body.object)
-        reader.rejectUnknown(allowed: ["customer_id", "currency", "items", "shipping_address", "note"])
-        let customerID = reader.string("customer_id")
-        // A customer places orders only for itself; checked before anything
-        // else, so other customers' ids cannot be probed through validation.
+        let (command, commandErrors) = CommandBodies.placeOrder(body.object)
+        var errors = commandErrors
+        let customerID = command.customerID
+        // A customer places orders only for itself; checked before any database
+        // call, so other customers' ids cannot be probed through validation.
         if !principal.has(.staff), !customerID.isEmpty, customerID != principal.customerID { throw Problem.forbidden }
-        let currency = reader.string("currency")
-        let note = reader.optionalString("note")
-        var items: [PlaceOrder.Item] = []
-        if let array = reader.array("items") {
-            for (i, element) in array.enumerated() {
-                guard case .object(let itemObject) = element else {
-                    reader.reportElement("items[\(i)]", "must be an object")
-                    continue
-                }
-                var itemReader = FieldReader(itemObject, path: "items[\(i)]")
-                itemReader.rejectUnknown(allowed: ["sku", "name", "quantity", "unit_price"])
-                items.append(PlaceOrder.Item(
-                    sku: itemReader.string("sku"), name: itemReader.string("name"),
-                    quantity: itemReader.integer("quantity"), unitPrice: itemReader.decimalString("unit_price")
-                ))
-                reader.merge(itemReader)
-            }
-        }
-        var address = ShippingAddress(line1: "", line2: nil, city: "", postalCode: "", country: "")
-        if let addressObject = reader.objectField("shipping_address") {
-            var addressReader = FieldReader(addressObject, path: "shipping_address")
-            addressReader.rejectUnknown(allowed: ["line1", "line2", "city", "postal_code", "country"])
-            address = ShippingAddress(
-                line1: addressReader.string("line1"), line2: addressReader.optionalString("line2"),
-                city: addressReader.string("city"), postalCode: addressReader.string("postal_code"),
-                country: addressReader.string("country")
-            )
-            reader.merge(addressReader)
-        }
-        let command = PlaceOrder(customerID: customerID, currency: currency, items: items, shippingAddress: address, note: note)
-        var errors = reader.combined(with: Order.validate(command))
         if !errors.isEmpty {
             // List an unknown customer too, so one response names every offending field
             // (for a valid command the transaction checks it under a lock).
-            if !customerID.isEmpty, !errors.contains(where: { $0.field == "customer_id" }),
+            if !customerID.isEmpty, errors.count < FieldError.maximumListed, !errors.contains(where: { $0.field == "customer_id" }),
                try await !mapErrors({ try await service.customerExists(id: customerID) }) {
                 errors.append(FieldError(field: "customer_id", message: "no customer has this id"))
             }
@@ -267,7 +228,7 @@ struct WriteHandlers: Sendable {
     }
 
     static func validationProblem(_ errors: [FieldError]) -> Problem {
-        Problem.validation(errors.map { .init(field: $0.field, message: $0.message) })
+        Problem.validation(errors.prefix(FieldError.maximumListed).map { .init(field: $0.field, message: $0.message) })
     }
 
     private func respond<V>(_ body: () async throws -> WriteService.Outcome<V>) async throws -> Response {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Security
+import TokenSigning
 
 /// The environment variables every process reads (the contract's table).
 public struct ServiceConfiguration: Sendable {

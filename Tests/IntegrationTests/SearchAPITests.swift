@@ -4,6 +4,7 @@ import JSONSupport
 import OrderDomain
 import OrderSearchAPI
 import Security
+import TokenSigning
 import ServiceSupport
 import Testing
 

@@ -1,4 +1,5 @@
 import Security
+import TokenSigning
 import Testing
 
 @Suite struct TokenSignerTests {

@@ -4,6 +4,7 @@ import Logging
 import OrderStore
 import PostgresClient
 import Security
+import TokenSigning
 import ServiceSupport
 import Testing
 
