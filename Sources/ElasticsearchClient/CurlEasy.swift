@@ -39,7 +39,7 @@ final class CurlEasy {
     /// Performs one request. Returns the status, headers and body, or a libcurl error.
     func perform(
         method: String, url: String, headers: [(String, String)], body: [UInt8]?,
-        connectTimeoutMs: Int, timeoutMs: Int, tls: TLS, basicAuth: (String, String)?
+        connectTimeoutMs: Int, timeoutMs: Int, lowSpeedSeconds: Int, tls: TLS, basicAuth: (String, String)?
     ) -> Result<HTTPResponse, TransportError> {
         curl_easy_reset(handle)
         sink.reset()
@@ -47,6 +47,9 @@ final class CurlEasy {
         ccurl_setopt_string(handle, CURLOPT_URL, url)
         ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMs)
         ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMs)
+        // A stuck peer: less than 1 byte/s for this long aborts the transfer.
+        ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+        ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeedSeconds)
         ccurl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
         ccurl_setopt_string(handle, CURLOPT_USERAGENT, "order-search/1.0 (libcurl)")
         if let caFile = tls.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }

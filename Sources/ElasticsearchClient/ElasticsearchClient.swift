@@ -48,7 +48,10 @@ public final class ElasticsearchClient: Sendable {
         public var caFile: String?
         public var connectTimeout: Duration = .seconds(2)
         public var requestTimeout: Duration = .seconds(30)
+        public var lowSpeedTime: Duration = .seconds(20)
         public var connections: Int = 4
+        public var maxQueued: Int = 256
+        public var queueTimeout: Duration = .seconds(5)
 
         /// From the contract's variables: `ELASTICSEARCH_URL`, `ELASTICSEARCH_API_KEY`,
         /// `ELASTICSEARCH_USERNAME` + `ELASTICSEARCH_PASSWORD`, `ELASTICSEARCH_CA_CERT`.
@@ -58,6 +61,12 @@ public final class ElasticsearchClient: Sendable {
                       username: value("ELASTICSEARCH_USERNAME"), password: value("ELASTICSEARCH_PASSWORD"),
                       caFile: value("ELASTICSEARCH_CA_CERT"))
             self.connections = connections
+            func milliseconds(_ key: String) -> Duration? { value(key).flatMap(Int.init).flatMap { $0 > 0 ? .milliseconds($0) : nil } }
+            connectTimeout = milliseconds("ES_CONNECT_TIMEOUT_MS") ?? connectTimeout
+            requestTimeout = milliseconds("ES_REQUEST_TIMEOUT_MS") ?? requestTimeout
+            lowSpeedTime = milliseconds("ES_LOW_SPEED_TIME_MS") ?? lowSpeedTime
+            queueTimeout = milliseconds("ES_QUEUE_TIMEOUT_MS") ?? queueTimeout
+            maxQueued = value("ES_MAX_QUEUED_REQUESTS").flatMap(Int.init).flatMap { $0 >= 0 ? $0 : nil } ?? maxQueued
         }
 
         public init(baseURL: String, apiKey: String? = nil, username: String? = nil, password: String? = nil, caFile: String? = nil) {
@@ -80,6 +89,9 @@ public final class ElasticsearchClient: Sendable {
         httpConfiguration.requestTimeout = configuration.requestTimeout
         httpConfiguration.caFile = configuration.caFile
         httpConfiguration.threads = configuration.connections
+        httpConfiguration.lowSpeedTime = configuration.lowSpeedTime
+        httpConfiguration.maxQueued = configuration.maxQueued
+        httpConfiguration.queueTimeout = configuration.queueTimeout
         if configuration.apiKey == nil, let user = configuration.username, let password = configuration.password {
             httpConfiguration.basicAuth = .init(username: user, password: password)
         }

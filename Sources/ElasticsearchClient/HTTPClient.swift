@@ -18,7 +18,8 @@ public struct HTTPResponse: Sendable {
 
 /// A failure below HTTP: no connection, timeout, TLS. Carries no request data.
 public struct TransportError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case connection, timeout, tls }
+    /// `busy`: the client's queue is full, or the request waited too long for a thread.
+    public enum Kind: String, Sendable { case connection, timeout, tls, busy }
     public let kind: Kind
     public let curlCode: Int
     public var description: String { "TransportError(\(kind.rawValue), curl code \(curlCode))" }
@@ -31,9 +32,15 @@ public final class CurlHTTPClient: Sendable {
     public struct Configuration: Sendable {
         public var connectTimeout: Duration = .seconds(2)
         public var requestTimeout: Duration = .seconds(30)
+        /// Aborts a transfer that moves less than 1 byte/s for this long.
+        public var lowSpeedTime: Duration = .seconds(20)
         public var caFile: String?
         public var basicAuth: BasicAuth?
         public var threads: Int = 4
+        /// Requests that may wait for a thread; beyond that `execute` fails at once with `.busy`.
+        public var maxQueued: Int = 256
+        /// A request still waiting for a thread after this long fails with `.busy` instead of running late.
+        public var queueTimeout: Duration = .seconds(5)
 
         public struct BasicAuth: Sendable {
             public var username: String
@@ -50,6 +57,8 @@ public final class CurlHTTPClient: Sendable {
     private let configuration: Configuration
     private let threadPool: NIOThreadPool
     private let handles = Mutex<[UnsafeSendableBox<CurlEasy>]>([])
+    /// Requests running or waiting for a thread.
+    private let admitted = Mutex(0)
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -68,11 +77,21 @@ public final class CurlHTTPClient: Sendable {
         let configuration = self.configuration
         let timeoutMs = Self.milliseconds(timeout ?? configuration.requestTimeout)
         let connectMs = Self.milliseconds(configuration.connectTimeout)
+        let lowSpeedSeconds = max(1, Int(configuration.lowSpeedTime.components.seconds))
+        let capacity = configuration.threads + configuration.maxQueued
+        guard admitted.withLock({ count in
+            guard count < capacity else { return false }
+            count += 1
+            return true
+        }) else { throw TransportError(kind: .busy, curlCode: 0) }
+        defer { admitted.withLock { $0 -= 1 } }
+        let deadline = ContinuousClock.now + configuration.queueTimeout
         return try await threadPool.runIfActive { [self] in
+            guard ContinuousClock.now <= deadline else { throw TransportError(kind: .busy, curlCode: 0) }
             let box = handles.withLock { $0.popLast() } ?? UnsafeSendableBox(CurlEasy())
             let result = box.value.perform(
                 method: method, url: url, headers: headers, body: body, connectTimeoutMs: connectMs, timeoutMs: timeoutMs,
-                tls: .init(caFile: configuration.caFile),
+                lowSpeedSeconds: lowSpeedSeconds, tls: .init(caFile: configuration.caFile),
                 basicAuth: configuration.basicAuth.map { ($0.username, $0.password) }
             )
             handles.withLock { $0.append(box) }

@@ -12,11 +12,12 @@ import ServiceSupport
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
 public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
-                              logger: Logger) -> Router<AppRequestContext> {
+                              consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
     let router = makeServiceRouter(auth: auth) {
         await client.ping() ? nil : "elasticsearch"
     }
-    let search = SearchHandlers(client: client, alias: alias, signer: signer, logger: logger)
+    let search = SearchHandlers(client: client, alias: alias, signer: signer, consistency: consistency,
+                                waiters: ConsistencyWaiters(limit: consistency.maxWaiters), logger: logger)
     router.get("/search/orders") { request, context in try await search.search(request, context) }
     router.get("/search/orders/:id") { request, context in
         try await search.document(request, context, id: try ResourceID.require(context, notFound: "no indexed order has this id (yet)"))
@@ -26,10 +27,12 @@ public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: 
 
 public func buildSearchApplication(
     client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort,
-    limits: HTTPServerLimits = .init(), logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    limits: HTTPServerLimits = .init(), consistency: ConsistencyWaitPolicy = .init(), logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     buildServiceApplication(
-        router: buildSearchRouter(client: client, alias: alias, auth: auth, signer: signer, logger: logger), name: "order-search-api",
+        router: buildSearchRouter(client: client, alias: alias, auth: auth, signer: signer, consistency: consistency, logger: logger),
+        name: "order-search-api",
         address: address, limits: limits, logger: logger, onServerRunning: onServerRunning
     )
 }
@@ -38,6 +41,8 @@ struct SearchHandlers: Sendable {
     let client: ElasticsearchClient
     let alias: String
     let signer: TokenSigner
+    let consistency: ConsistencyWaitPolicy
+    let waiters: ConsistencyWaiters
     let logger: Logger
     static let searchTimeout: Duration = .seconds(10)
     /// Roles that may search; `customer` only its own orders.
@@ -118,12 +123,21 @@ struct SearchHandlers: Sendable {
             throw Problem.badParameter("Consistency-Token", "belongs to another customer's write")
         }
         let wait = try Self.parseWait(request)
-        let deadline = ContinuousClock.now + .milliseconds(wait)
-        while true {
-            if try await isApplied(token) { return true }
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: .milliseconds(min(25, max(1, wait))))
+        if try await isApplied(token) { return true }
+        let pauses = consistency.pauses(within: .milliseconds(wait))
+        if pauses.isEmpty { return false }
+        let outcome = try await waiters.withSlot { () async throws -> Bool in
+            for pause in pauses {
+                try await Task.sleep(for: pause)
+                if try await isApplied(token) { return true }
+            }
+            return false
         }
+        guard let outcome else {
+            throw Problem(.serviceUnavailable, detail: "too many requests are waiting for writes to become searchable; retry later",
+                          headers: [.retryAfter: "1"])
+        }
+        return outcome
     }
 
     static func parseWait(_ request: Request) throws -> Int {

@@ -47,4 +47,20 @@ public struct DeadLetters: Sendable {
             return moved.affectedRows
         }
     }
+
+    /// Deletes dead letters older than the retention, 1000 per short
+    /// transaction (no long-held locks); returns how many.
+    public func purge(olderThanSeconds seconds: Int) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await pool.query(
+                """
+                DELETE FROM dead_letters WHERE id IN (
+                    SELECT id FROM dead_letters WHERE failed_at < now() - make_interval(secs => $1) ORDER BY id LIMIT 1000)
+                """, [seconds]
+            ).affectedRows
+            total += deleted
+            if deleted < 1000 { return total }
+        }
+    }
 }

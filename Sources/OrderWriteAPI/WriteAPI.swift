@@ -265,7 +265,7 @@ struct WriteHandlers: Sendable {
                 throw Problem(.unprocessableContent, detail: "this Idempotency-Key was used with a different request",
                               errors: [.init(field: "Idempotency-Key", message: "was used with a different request")])
             }
-        } catch let error as PostgresError where error.code == .connection || error.code == .timeout {
+        } catch let error as PostgresError where [.connection, .timeout, .queryCanceled].contains(error.code) {
             logger.warning("database unavailable", metadata: ["db.error": "\(error)"])
             throw Problem.unavailable("the database")
         } catch let error as PostgresError {

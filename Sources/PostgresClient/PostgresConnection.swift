@@ -20,12 +20,14 @@ public final class PostgresConnection: Sendable {
     private let state: Mutex<State>
     private let connectionString: String
     private let applicationName: String
+    private let session: PostgresSessionSettings
 
     /// Opens a connection (blocking).
-    public init(connectionString: String, applicationName: String = "orders") throws(PostgresError) {
+    public init(connectionString: String, applicationName: String = "orders", session: PostgresSessionSettings = .init()) throws(PostgresError) {
         self.connectionString = connectionString
         self.applicationName = applicationName
-        let handle = Self.open(connectionString, applicationName)
+        self.session = session
+        let handle = Self.open(connectionString, applicationName, session)
         guard PQstatus(handle) == CONNECTION_OK else {
             PQfinish(handle)
             throw PostgresError(code: .connection)
@@ -40,10 +42,11 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    private static func open(_ connectionString: String, _ applicationName: String) -> OpaquePointer? {
+    private static func open(_ connectionString: String, _ applicationName: String, _ session: PostgresSessionSettings) -> OpaquePointer? {
         // Defaults come first; with expand_dbname the URI in `dbname` overrides them.
-        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
-        let values = ["5", applicationName, "-c client_min_messages=warning", connectionString]
+        let keywords = ["connect_timeout", "application_name", "options", "keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "dbname"]
+        let values = ["5", applicationName, session.options, "1", "30", "10", "3", connectionString]
         return withCStrings(keywords) { k in
             withCStrings(values) { v in PQconnectdbParams(k, v, 1) }
         }
@@ -59,7 +62,7 @@ public final class PostgresConnection: Sendable {
         let ok = state.withLock { state -> Bool in
             if let handle = state.handle { PQfinish(handle) }
             state.prepared.removeAll()
-            state.handle = Self.open(connectionString, applicationName)
+            state.handle = Self.open(connectionString, applicationName, session)
             return PQstatus(state.handle) == CONNECTION_OK
         }
         if !ok { throw PostgresError(code: .connection) }
@@ -173,4 +176,39 @@ private func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointe
     defer { pointers.forEach { free($0) } }
     let constPointers = pointers.map { $0.map { UnsafePointer($0) } }
     return constPointers.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Server-side limits for every session of a pool (sent as `options` at connect).
+/// The APIs set all three, so a stuck statement, a lock wait or a forgotten
+/// transaction cannot pin a worker; TCP keepalives are always on.
+public struct PostgresSessionSettings: Sendable, Equatable {
+    public var statementTimeout: Duration?
+    public var lockTimeout: Duration?
+    public var idleInTransactionTimeout: Duration?
+
+    public init(statementTimeout: Duration? = nil, lockTimeout: Duration? = nil, idleInTransactionTimeout: Duration? = nil) {
+        self.statementTimeout = statementTimeout
+        self.lockTimeout = lockTimeout
+        self.idleInTransactionTimeout = idleInTransactionTimeout
+    }
+
+    /// The APIs' limits: `PG_STATEMENT_TIMEOUT_MS` (5000), `PG_LOCK_TIMEOUT_MS` (3000),
+    /// `PG_IDLE_IN_TRANSACTION_TIMEOUT_MS` (10000).
+    public static func api(environment: [String: String]) -> PostgresSessionSettings {
+        func milliseconds(_ key: String, _ fallback: Int) -> Duration {
+            .milliseconds(environment[key].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? fallback)
+        }
+        return PostgresSessionSettings(statementTimeout: milliseconds("PG_STATEMENT_TIMEOUT_MS", 5000),
+                                       lockTimeout: milliseconds("PG_LOCK_TIMEOUT_MS", 3000),
+                                       idleInTransactionTimeout: milliseconds("PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000))
+    }
+
+    var options: String {
+        var parts = ["-c client_min_messages=warning"]
+        func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+        if let statementTimeout { parts.append("-c statement_timeout=\(ms(statementTimeout))") }
+        if let lockTimeout { parts.append("-c lock_timeout=\(ms(lockTimeout))") }
+        if let idleInTransactionTimeout { parts.append("-c idle_in_transaction_session_timeout=\(ms(idleInTransactionTimeout))") }
+        return parts.joined(separator: " ")
+    }
 }

@@ -41,7 +41,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable, Equatable
         case "23514": .checkViolation
         case "40001": .serializationFailure
         case "40P01": .deadlock
-        case "57014": .queryCanceled
+        case "57014": .queryCanceled  // also statement_timeout
+        case "55P03": .timeout  // lock_timeout
         case .some(let s) where s.hasPrefix("08") || s == "57P01" || s == "57P02" || s == "57P03": .connection
         default: .other
         }

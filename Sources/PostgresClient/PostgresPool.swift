@@ -14,14 +14,21 @@ public final class PostgresPool: Sendable {
         public var acquireTimeout: Duration
         /// How often a transaction is run again after a serialization failure or deadlock.
         public var maxTransactionAttempts: Int
+        /// Callers that may wait for a connection at once; beyond that `acquire`
+        /// fails at once with `.timeout` (the APIs answer 503 with Retry-After).
+        public var maxWaiters: Int
+        public var session: PostgresSessionSettings
 
         public init(connectionString: String, size: Int = 8, applicationName: String = "orders",
-                    acquireTimeout: Duration = .seconds(10), maxTransactionAttempts: Int = 8) {
+                    acquireTimeout: Duration = .seconds(10), maxTransactionAttempts: Int = 8, maxWaiters: Int = 512,
+                    session: PostgresSessionSettings = .init()) {
             self.connectionString = connectionString
             self.size = size
             self.applicationName = applicationName
             self.acquireTimeout = acquireTimeout
             self.maxTransactionAttempts = maxTransactionAttempts
+            self.maxWaiters = maxWaiters
+            self.session = session
         }
     }
 
@@ -163,6 +170,7 @@ public final class PostgresPool: Sendable {
         case ready(PostgresConnection)
         case open
         case wait
+        case full
     }
 
     private func acquire() async throws -> PostgresConnection {
@@ -181,7 +189,8 @@ public final class PostgresPool: Sendable {
             let configuration = self.configuration
             do {
                 return try await threadPool.runIfActive {
-                    try PostgresConnection(connectionString: configuration.connectionString, applicationName: configuration.applicationName)
+                    try PostgresConnection(connectionString: configuration.connectionString, applicationName: configuration.applicationName,
+                                           session: configuration.session)
                 }
             } catch {
                 let waiter = state.withLock { state -> Waiter? in
@@ -192,7 +201,7 @@ public final class PostgresPool: Sendable {
                 waiter?.continuation.resume(returning: nil)
                 throw error
             }
-        case .wait:
+        case .wait, .full:
             return try await waitForConnection()
         }
     }
@@ -212,18 +221,20 @@ public final class PostgresPool: Sendable {
             waiter?.continuation.resume(returning: nil)
         }
         defer { timer.cancel() }
-        let size = configuration.size
+        let size = configuration.size, maxWaiters = configuration.maxWaiters
         let connection: PostgresConnection? = await withCheckedContinuation { continuation in
             let immediate = state.withLock { state -> Acquire in
                 if state.closed { return .wait }
                 if let connection = state.idle.popLast() { return .ready(connection) }
                 if state.opened < size { return .open }
+                if state.waiters.count >= maxWaiters { return .full }
                 state.waiters.append(Waiter(id: id, continuation: continuation))
                 return .wait
             }
             switch immediate {
             case .ready(let connection): continuation.resume(returning: connection)
             case .open: continuation.resume(returning: nil)  // handled below by opening
+            case .full: continuation.resume(returning: nil)  // the queue is full: fails below without waiting
             case .wait:
                 if state.withLock({ $0.closed }) { continuation.resume(returning: nil) }
             }
@@ -241,7 +252,8 @@ public final class PostgresPool: Sendable {
         let settings = self.configuration
         do {
             return try await threadPool.runIfActive {
-                try PostgresConnection(connectionString: settings.connectionString, applicationName: settings.applicationName)
+                try PostgresConnection(connectionString: settings.connectionString, applicationName: settings.applicationName,
+                                       session: settings.session)
             }
         } catch {
             state.withLock { $0.opened -= 1 }

@@ -129,7 +129,7 @@ struct Verify: AsyncParsableCommand {
 
 struct DeadLettersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dead-letters", abstract: "Events whose documents Elasticsearch refused.", subcommands: [List.self, Retry.self]
+        commandName: "dead-letters", abstract: "Events whose documents Elasticsearch refused.", subcommands: [List.self, Retry.self, Purge.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -157,6 +157,34 @@ struct DeadLettersCommand: AsyncParsableCommand {
             await context.close()
             print("re-queued \(moved) event(s)")
         }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete dead letters that failed longer ago than the retention (in batches, each its own short transaction)."
+        )
+        @Option(help: "Retention: a number with s, m, h or d (for example 30d).") var olderThan: String
+
+        func validate() throws {
+            if DurationText.seconds(olderThan) == nil { throw ValidationError("--older-than must be a positive number with s, m, h or d") }
+        }
+
+        func run() async throws {
+            let context = AdminContext()
+            let deleted = try await DeadLetters(pool: context.pool).purge(olderThanSeconds: DurationText.seconds(olderThan) ?? 0)
+            await context.close()
+            print("deleted \(deleted) dead letter(s)")
+        }
+    }
+}
+
+/// `90s`, `30m`, `1h`, `30d` → seconds (at most a year): `--ttl`, `--older-than`.
+enum DurationText {
+    static func seconds(_ text: String) -> Int? {
+        guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else { return nil }
+        let factor = ["s": 1, "m": 60, "h": 3600, "d": 86_400][String(unit)]
+        guard let factor, value <= 366 * 86_400 / factor else { return nil }
+        return value * factor
     }
 }
 

@@ -26,7 +26,7 @@ struct Token: AsyncParsableCommand {
     func validate() throws {
         if roles.isEmpty { throw ValidationError("give at least one --role") }
         if roles.contains(.customer), customerID?.isEmpty ?? true { throw ValidationError("a customer token needs --customer-id") }
-        if Self.seconds(ttl) == nil { throw ValidationError("--ttl must be a positive number with s, m, h or d, at most 366d") }
+        if DurationText.seconds(ttl) == nil { throw ValidationError("--ttl must be a positive number with s, m, h or d, at most 366d") }
     }
 
     func run() async throws {
@@ -38,17 +38,9 @@ struct Token: AsyncParsableCommand {
         do { minter = try await AccessTokenMinter(secret: secret) } catch { throw ValidationError("\(error)") }
         let auth = AuthConfiguration(environment: environment)
         let sub = subject ?? customerID.map { "customer:\($0)" } ?? roles.map(\.rawValue).joined(separator: "+")
-        let token = try await minter.mint(subject: sub, roles: roles, customerID: customerID, ttl: .seconds(Self.seconds(ttl) ?? 3600),
+        let token = try await minter.mint(subject: sub, roles: roles, customerID: customerID, ttl: .seconds(DurationText.seconds(ttl) ?? 3600),
                                           issuer: auth.issuer, audience: auth.audience)
         print(token)
-    }
-
-    /// `90s`, `30m`, `1h`, `7d` → seconds (at most a year).
-    static func seconds(_ text: String) -> Int? {
-        guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else { return nil }
-        let factor = ["s": 1, "m": 60, "h": 3600, "d": 86_400][String(unit)]
-        guard let factor, value <= 366 * 86_400 / factor else { return nil }
-        return value * factor
     }
 }
 

@@ -9,7 +9,8 @@ let auth = await Startup.authMode(configuration, logger: logger)
 let signer = await Startup.tokenSigner()
 let client = ElasticsearchClient(configuration: .init(environment: ProcessInfoEnvironment.all, connections: 16))
 let app = buildSearchApplication(client: client, alias: configuration.ordersIndex, auth: auth, signer: signer,
-                                 address: configuration.searchAPIAddress, limits: configuration.httpLimits, logger: logger)
+                                 address: configuration.searchAPIAddress, limits: configuration.httpLimits,
+                                 consistency: ConsistencyWaitPolicy(environment: ProcessInfoEnvironment.all), logger: logger)
 if let info = try? await client.clusterInfo() {
     logger.info("search cluster", metadata: ["es.flavour": "\(info.flavour.rawValue)", "es.version": "\(info.version)"])
 }

@@ -9,7 +9,8 @@ let configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all
 let auth = await Startup.authMode(configuration, logger: logger)
 let signer = await Startup.tokenSigner()
 let pool = PostgresPool(
-    configuration: .init(connectionString: configuration.databaseURL, size: 16, applicationName: "order-write-api"),
+    configuration: .init(connectionString: configuration.databaseURL, size: 16, applicationName: "order-write-api",
+                         acquireTimeout: .seconds(5), maxWaiters: 256, session: .api(environment: ProcessInfoEnvironment.all)),
     logger: logger
 )
 let service = WriteService(pool: pool, logger: logger)

@@ -111,10 +111,11 @@ extension JSONValue {
 }
 
 /// Runs the real search API (the same `buildSearchApplication` as `main`) with the test keys.
-func startSearchAPI(client: ElasticsearchClient, alias: String) async throws -> (Int, Task<Void, any Error>) {
+func startSearchAPI(client: ElasticsearchClient, alias: String, limits: HTTPServerLimits = .init(),
+                    consistency: ConsistencyWaitPolicy = .init()) async throws -> (Int, Task<Void, any Error>) {
     let auth = try await TestEnvironment.authMode(), signer = try TestEnvironment.signer
     return try await startServer { onRunning in
         buildSearchApplication(client: client, alias: alias, auth: auth, signer: signer, address: HostAndPort(host: "127.0.0.1", port: 0),
-                               logger: TestEnvironment.logger, onServerRunning: onRunning)
+                               limits: limits, consistency: consistency, logger: TestEnvironment.logger, onServerRunning: onRunning)
     }
 }

@@ -13,13 +13,15 @@ struct WriteAPIHarness {
     let client: TestHTTP
     let task: Task<Void, any Error>
 
-    static func start(database: TestDatabase? = nil, logger: Logger = TestEnvironment.logger) async throws -> WriteAPIHarness {
+    static func start(database: TestDatabase? = nil, limits: HTTPServerLimits = .init(), logger: Logger = TestEnvironment.logger)
+        async throws -> WriteAPIHarness
+    {
         let database = if let database { database } else { try await TestDatabase.create() }
         let service = WriteService(pool: database.pool, logger: TestEnvironment.logger)
         let auth = try await TestEnvironment.authMode(), signer = try TestEnvironment.signer
         let (port, task) = try await startServer { onRunning in
             buildWriteApplication(service: service, auth: auth, signer: signer, address: HostAndPort(host: "127.0.0.1", port: 0),
-                                  logger: logger, onServerRunning: onRunning)
+                                  limits: limits, logger: logger, onServerRunning: onRunning)
         }
         let client = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
         return WriteAPIHarness(database: database, service: service, client: client, task: task)
