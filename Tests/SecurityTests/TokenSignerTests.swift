@@ -24,8 +24,8 @@ import Testing
     }
 
     @Test func shortKeysAreRefused() {
-        #expect(throws: AuthConfiguration.Invalid.self) { try TokenSigner(key: "short") }
-        #expect(throws: AuthConfiguration.Invalid.self) { try TokenSigner(environment: [:]) }
+        #expect(throws: TokenSigner.InvalidKey.self) { try TokenSigner(key: "short") }
+        #expect(throws: TokenSigner.InvalidKey.self) { try TokenSigner(environment: [:]) }
     }
 
     @Test func digestIsLengthPrefixed() {
