@@ -107,6 +107,7 @@ let package = Package(
             dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -126,6 +127,7 @@ let package = Package(
         .target(
             name: "OrderSearchAPI",
             dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing"],
+            resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -178,6 +180,10 @@ let package = Package(
         // Tests mirror targets; integration tests need the servers started by scripts/test.
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "PostgresClient", "RequestParsing", "Security",
+                                                               "TokenSigning", "JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "OrderSearchAPITests", dependencies: ["OrderSearchAPI", "ElasticsearchClient", "RequestParsing", "TokenSigning",
+                                                                "JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RequestParsingTests", dependencies: ["RequestParsing", "TokenSigning", "JSONSupport"],
                     resources: [.copy("Corpus")], swiftSettings: swiftSettings),
         .testTarget(

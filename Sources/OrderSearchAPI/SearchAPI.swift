@@ -1,4 +1,5 @@
 import ElasticsearchClient
+import Foundation
 import Hummingbird
 import HTTPTypes
 import JSONSupport
@@ -13,7 +14,7 @@ import ServiceSupport
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
 public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
                               consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
-    let router = makeServiceRouter(auth: auth) {
+    let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument) {
         await client.ping() ? nil : "elasticsearch"
     }
     let search = SearchHandlers(client: client, alias: alias, signer: signer, consistency: consistency,
@@ -24,6 +25,9 @@ public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: 
     }
     return router
 }
+
+/// This API's OpenAPI 3.1 document (`openapi.json` beside this file).
+public let searchAPIDocument = OpenAPIDocument.load(.module)
 
 public func buildSearchApplication(
     client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort,

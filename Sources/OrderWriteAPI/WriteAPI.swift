@@ -15,7 +15,7 @@ import ServiceSupport
 public func buildWriteRouter(service: WriteService, auth: AuthConfiguration.Mode, signer: TokenSigner, logger: Logger)
     -> Router<AppRequestContext>
 {
-    let router = makeServiceRouter(auth: auth) {
+    let router = makeServiceRouter(auth: auth, openAPIDocument: writeAPIDocument) {
         do {
             try await service.pool.query("SELECT 1")
             return nil
@@ -36,6 +36,9 @@ public func buildWriteRouter(service: WriteService, auth: AuthConfiguration.Mode
     }
     return router
 }
+
+/// This API's OpenAPI 3.1 document (`openapi.json` beside this file).
+public let writeAPIDocument = OpenAPIDocument.load(.module)
 
 /// Builds the whole write application (server, router) from configuration.
 public func buildWriteApplication(
@@ -154,16 +157,16 @@ struct WriteHandlers: Sendable {
         let command: WriteService.OrderCommand
         switch action {
         case .pay:
-            reader.rejectUnknown(allowed: ["payment_reference", "amount"])
+            reader.rejectUnknown(allowed: CommandBodies.paymentFields)
             command = .pay(reference: reader.string("payment_reference"), amount: reader.decimalString("amount"))
         case .ship:
-            reader.rejectUnknown(allowed: ["carrier", "tracking_number"])
+            reader.rejectUnknown(allowed: CommandBodies.shipmentFields)
             command = .ship(carrier: reader.string("carrier"), trackingNumber: reader.string("tracking_number"))
         case .deliver:
             reader.rejectUnknown(allowed: [])
             command = .deliver
         case .cancel:
-            reader.rejectUnknown(allowed: ["reason"])
+            reader.rejectUnknown(allowed: CommandBodies.cancellationFields)
             command = .cancel(reason: reader.string("reason"))
         }
         if !reader.errors.isEmpty { throw Self.validationProblem(reader.errors) }

@@ -13,7 +13,20 @@ public enum CommandBodies {
         public let name: String?, email: String?, country: String?
     }
 
+    /// The fields each body may have (anything else is a 422), by the name of
+    /// its schema in the write API's OpenAPI document; a test holds the two equal.
+    public static let fields: [String: Set<String>] = [
+        "NewCustomer": customerFields, "CustomerChange": customerFields, "NewOrder": orderFields, "NewOrderItem": itemFields,
+        "NewShippingAddress": addressFields, "Payment": paymentFields, "Shipment": shipmentFields, "Delivery": [],
+        "Cancellation": cancellationFields,
+    ]
     static let customerFields: Set<String> = ["name", "email", "country"]
+    static let orderFields: Set<String> = ["customer_id", "currency", "items", "shipping_address", "note"]
+    static let itemFields: Set<String> = ["sku", "name", "quantity", "unit_price"]
+    static let addressFields: Set<String> = ["line1", "line2", "city", "postal_code", "country"]
+    public static let paymentFields: Set<String> = ["payment_reference", "amount"]
+    public static let shipmentFields: Set<String> = ["carrier", "tracking_number"]
+    public static let cancellationFields: Set<String> = ["reason"]
 
     public static func newCustomer(_ object: JSONObject) -> (NewCustomer, [FieldError]) {
         var reader = FieldReader(object)
@@ -36,7 +49,7 @@ public enum CommandBodies {
 
     public static func placeOrder(_ object: JSONObject) -> (PlaceOrder, [FieldError]) {
         var reader = FieldReader(object)
-        reader.rejectUnknown(allowed: ["customer_id", "currency", "items", "shipping_address", "note"])
+        reader.rejectUnknown(allowed: orderFields)
         let customerID = reader.string("customer_id")
         let currency = reader.string("currency")
         let note = reader.optionalString("note")
@@ -61,7 +74,7 @@ public enum CommandBodies {
                 continue
             }
             var itemReader = FieldReader(itemObject, path: "items[\(i)]")
-            itemReader.rejectUnknown(allowed: ["sku", "name", "quantity", "unit_price"])
+            itemReader.rejectUnknown(allowed: itemFields)
             items.append(PlaceOrder.Item(
                 sku: itemReader.string("sku"), name: itemReader.string("name"),
                 quantity: itemReader.integer("quantity"), unitPrice: itemReader.decimalString("unit_price")
@@ -76,7 +89,7 @@ public enum CommandBodies {
             return ShippingAddress(line1: "", line2: nil, city: "", postalCode: "", country: "")
         }
         var addressReader = FieldReader(addressObject, path: "shipping_address")
-        addressReader.rejectUnknown(allowed: ["line1", "line2", "city", "postal_code", "country"])
+        addressReader.rejectUnknown(allowed: addressFields)
         let address = ShippingAddress(
             line1: addressReader.string("line1"), line2: addressReader.optionalString("line2"),
             city: addressReader.string("city"), postalCode: addressReader.string("postal_code"),

@@ -41,8 +41,8 @@ public struct SearchParameters: Sendable, Equatable {
     /// `q` in Unicode scalars.
     public static let maximumQueryLength = 512
 
-    static let multiValued: Set<String> = ["status", "currency", "country", "customer_id", "sku"]
-    static let singleValued: Set<String> = ["q", "total_min", "total_max", "created_from", "created_to", "sort", "size", "cursor", "facet_size"]
+    public static let multiValued: Set<String> = ["status", "currency", "country", "customer_id", "sku"]
+    public static let singleValued: Set<String> = ["q", "total_min", "total_max", "created_from", "created_to", "sort", "size", "cursor", "facet_size"]
 
     /// Parses a raw query string (`a=1&b=2`).
     public init(query: String?) throws(Invalid) {

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import Metrics
@@ -6,7 +7,11 @@ import Metrics
 /// Hummingbird's own errors (unknown route, body too large) with their status,
 /// anything else as a 500 that is logged but never described to the client.
 public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let allowedMethods: AllowedMethods<Context>?
+
+    public init(allowedMethods: AllowedMethods<Context>? = nil) {
+        self.allowedMethods = allowedMethods
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -14,6 +19,10 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let problem as Problem {
             return try problem.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
+            if error.status == .notFound, let allowed = allowedMethods?.methods(for: request.uri.path), !allowed.isEmpty {
+                return try Problem(.methodNotAllowed, detail: "this resource allows \(allowed.joined(separator: ", "))",
+                                   headers: [.allow: allowed.joined(separator: ", ")]).response(from: request, context: context)
+            }
             let problem: Problem = switch error.status {
             case .contentTooLarge: Problem(.contentTooLarge, detail: "the request body is larger than 1 MiB")
             case .notFound: Problem(.notFound, detail: "no such resource")
@@ -25,6 +34,33 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("unhandled error", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
             return try Problem(.internalServerError, detail: "an unexpected error occurred").response(from: request, context: context)
         }
+    }
+}
+
+/// The methods each route allows, so a known path with an unknown method is a
+/// 405 with `Allow` (Hummingbird's router answers 404 for both). The table is
+/// read from the router once, at the first miss, when every route is added.
+public final class AllowedMethods<Context: RequestContext>: @unchecked Sendable {
+    // @unchecked: `router` is only read, once, under `lock`, after set-up is over.
+    private let router: Router<Context>
+    private let lock = NSLock()
+    private var table: [(segments: [Substring], methods: [String])]?
+
+    public init(_ router: Router<Context>) { self.router = router }
+
+    func methods(for path: String) -> [String]? {
+        lock.lock()
+        defer { lock.unlock() }
+        if table == nil {
+            var byPath: [String: Set<String>] = [:]
+            for route in router.routes { byPath["\(route.path)", default: []].insert(route.method.rawValue) }
+            table = byPath.map { (Array($0.key.split(separator: "/", omittingEmptySubsequences: false)), $0.value.sorted()) }
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return table?.first { entry in
+            entry.segments.count == segments.count
+                && zip(entry.segments, segments).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+        }?.methods
     }
 }
 

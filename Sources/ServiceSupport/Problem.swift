@@ -38,6 +38,7 @@ public struct Problem: HTTPResponseError, Sendable {
         case 401: "https://orders.example/problems/unauthenticated"
         case 403: "https://orders.example/problems/forbidden"
         case 404: "https://orders.example/problems/not-found"
+        case 405: "https://orders.example/problems/method-not-allowed"
         case 409: "https://orders.example/problems/conflict"
         case 412: "https://orders.example/problems/precondition-failed"
         case 413: "https://orders.example/problems/payload-too-large"

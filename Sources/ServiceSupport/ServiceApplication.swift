@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -42,17 +43,30 @@ public func buildServiceApplication(
 /// problem+json for every error, then authentication; plus `/health`, `/ready`
 /// and `/metrics` (role `metrics` or `staff`).
 public func makeServiceRouter(
-    auth: AuthConfiguration.Mode, isPublic: (@Sendable (String) -> Bool)? = nil,
+    auth: AuthConfiguration.Mode, openAPIDocument: [UInt8]? = nil, isPublic: (@Sendable (String) -> Bool)? = nil,
     readiness: @escaping @Sendable () async -> String?
 ) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RouteMetricsMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: ProblemMiddleware(allowedMethods: AllowedMethods(router)))
     if let isPublic {
         router.add(middleware: AuthenticationMiddleware(mode: auth, isPublic: isPublic))
     } else {
         router.add(middleware: AuthenticationMiddleware(mode: auth))
     }
     Observability.addOperationalRoutes(to: router, readiness: readiness)
+    if let openAPIDocument {
+        router.get("/openapi.json") { _, _ in Response.json(.ok, bytes: openAPIDocument, headers: [.cacheControl: "max-age=300"]) }
+    }
     return router
+}
+
+/// A process's OpenAPI document, bundled as a package resource beside the code it describes.
+public enum OpenAPIDocument {
+    public static func load(_ bundle: Bundle) -> [UInt8] {
+        guard let url = bundle.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else {
+            preconditionFailure("openapi.json is not bundled")
+        }
+        return Array(data)
+    }
 }

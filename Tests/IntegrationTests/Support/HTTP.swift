@@ -28,20 +28,27 @@ struct TestHTTP {
     }
 
     func request(_ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
-                 headers: [(String, String)] = []) async throws -> Reply {
+                 headers: [(String, String)] = [], sourceLocation: SourceLocation = #_sourceLocation) async throws -> Reply {
         var all = headers
         if let bearer, !headers.contains(where: { $0.0.lowercased() == "authorization" }) { all.append(("Authorization", "Bearer \(bearer)")) }
         if body != nil, let contentType { all.append(("Content-Type", contentType)) }
         let response = try await http.execute(method: method, url: base + path, headers: all, body: body.map { Array($0.utf8) })
+        ContractCheck.check(method: method, path: path, status: response.status, sourceLocation: sourceLocation)
         return Reply(status: response.status, body: response.body, headers: response.headers)
     }
 
-    func get(_ path: String, headers: [(String, String)] = []) async throws -> Reply { try await request("GET", path, headers: headers) }
-    func post(_ path: String, _ body: String, headers: [(String, String)] = []) async throws -> Reply {
-        try await request("POST", path, body: body, headers: headers)
+    func get(_ path: String, headers: [(String, String)] = [], sourceLocation: SourceLocation = #_sourceLocation) async throws -> Reply {
+        try await request("GET", path, headers: headers, sourceLocation: sourceLocation)
     }
-    func patch(_ path: String, _ body: String, headers: [(String, String)] = []) async throws -> Reply {
-        try await request("PATCH", path, body: body, headers: headers)
+    func post(_ path: String, _ body: String, headers: [(String, String)] = [], sourceLocation: SourceLocation = #_sourceLocation)
+        async throws -> Reply
+    {
+        try await request("POST", path, body: body, headers: headers, sourceLocation: sourceLocation)
+    }
+    func patch(_ path: String, _ body: String, headers: [(String, String)] = [], sourceLocation: SourceLocation = #_sourceLocation)
+        async throws -> Reply
+    {
+        try await request("PATCH", path, body: body, headers: headers, sourceLocation: sourceLocation)
     }
 }
 

@@ -1,3 +1,4 @@
+import Testing
 import ElasticsearchClient
 import Foundation
 import JSONSupport

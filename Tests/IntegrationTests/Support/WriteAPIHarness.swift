@@ -1,3 +1,4 @@
+import Testing
 import Hummingbird
 import Logging
 import OrderStore
