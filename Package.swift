@@ -126,8 +126,9 @@ let package = Package(
         ),
         .target(
             name: "OrderSearchAPI",
-            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing"],
-            resources: [.copy("openapi.json")],
+            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
+                           .product(name: "HTTPTypes", package: "swift-http-types")],
+            resources: [.copy("openapi.json"), .copy("StaffPage")],
             swiftSettings: swiftSettings
         ),
         .target(

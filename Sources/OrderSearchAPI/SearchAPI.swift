@@ -14,9 +14,11 @@ import ServiceSupport
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
 public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
                               consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
-    let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument) {
+    let publicPaths = AuthenticationMiddleware.defaultPublicPaths.union(StaffPage.paths)
+    let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument, isPublic: { publicPaths.contains($0) }) {
         await client.ping() ? nil : "elasticsearch"
     }
+    StaffPage.addRoutes(to: router)
     let search = SearchHandlers(client: client, alias: alias, signer: signer, consistency: consistency,
                                 waiters: ConsistencyWaiters(limit: consistency.maxWaiters), logger: logger)
     router.get("/search/orders") { request, context in try await search.search(request, context) }

@@ -14,6 +14,11 @@
 #   port_in_use PORT / require_free_port PORT WHAT
 #   ensure_keys DIR             create DIR/auth-jwt-secret and DIR/signing-key once (mode 0600),
 #                               export AUTH_JWT_SECRET and SIGNING_KEY from them
+#   ensure_venv_package PKG==V  pip-install a pinned package into .venv if missing
+#   ensure_browser              Debian's chromium and chromium-driver, selenium in .venv
+#   start_stack NAME PG_PORT ES_PORT WRITE_PORT SEARCH_PORT INDEXER_PORT
+#                               private PostgreSQL + osmem + migrate + the three services
+#                               from the debug build (pids in STACK_PIDS); stop_stack stops them
 set -euo pipefail
 
 if [[ -z "${ROOT:-}" ]]; then
@@ -123,6 +128,60 @@ ensure_keys() {
     [[ -n "${AUTH_JWT_SECRET:-}" ]] || AUTH_JWT_SECRET=$(cat "$dir/auth-jwt-secret")
     [[ -n "${SIGNING_KEY:-}" ]] || SIGNING_KEY=$(cat "$dir/signing-key")
     export AUTH_JWT_SECRET SIGNING_KEY
+}
+
+ensure_venv_package() {
+    local spec=$1 name=${1%%==*}
+    if ! "$ROOT/.venv/bin/python" -m pip show --disable-pip-version-check "$name" 2>/dev/null | grep -qx "Version: ${spec##*==}"; then
+        log "installing $spec into .venv"
+        "$ROOT/.venv/bin/python" -m pip install --disable-pip-version-check --quiet "$spec"
+    fi
+}
+
+SELENIUM_VERSION=4.27.1
+
+ensure_browser() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        log "installing chromium and chromium-driver (Debian)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+    fi
+    ensure_venv_package "selenium==$SELENIUM_VERSION"
+}
+
+STACK_PIDS=()
+STACK_PG_DATA=""
+
+start_stack() {
+    local name=$1 pg_port=$2 es_port=$3 write_port=$4 search_port=$5 indexer_port=$6 bin service
+    STACK_PG_DATA="$ROOT/.local/$name-pg"
+    bin=$(swift build --show-bin-path)
+    stop_postgres "$STACK_PG_DATA"
+    remove_postgres_data "$STACK_PG_DATA"
+    start_postgres "$STACK_PG_DATA" "$pg_port"
+    start_osmem "$es_port" "$ROOT/.local/$name-osmem.log"
+    export DATABASE_URL="postgresql://orders@127.0.0.1:$pg_port/orders"
+    export ELASTICSEARCH_URL="http://127.0.0.1:$es_port"
+    export WRITE_API_ADDR=127.0.0.1:$write_port SEARCH_API_ADDR=127.0.0.1:$search_port INDEXER_METRICS_ADDR=127.0.0.1:$indexer_port
+    "$bin/order-admin" migrate >/dev/null
+    for service in order-indexer order-write-api order-search-api; do
+        LOG_LEVEL=${STACK_LOG_LEVEL:-warning} "$bin/$service" </dev/null >"$ROOT/.local/$name-$service.log" 2>&1 &
+        STACK_PIDS+=("$!")
+    done
+    wait_for_http "http://$WRITE_API_ADDR/health" 60 "${STACK_PIDS[1]}" || die "order-write-api did not start"
+    wait_for_http "http://$SEARCH_API_ADDR/health" 60 "${STACK_PIDS[2]}" || die "order-search-api did not start"
+    wait_for_http "http://$INDEXER_METRICS_ADDR/health" 60 "${STACK_PIDS[0]}" || die "order-indexer did not start"
+}
+
+stop_stack() {
+    local pid
+    for pid in "${STACK_PIDS[@]}"; do stop_pid "$pid" service 10 || true; done
+    STACK_PIDS=()
+    stop_osmem || true
+    if [[ -n "$STACK_PG_DATA" ]]; then
+        stop_postgres "$STACK_PG_DATA" || true
+        remove_postgres_data "$STACK_PG_DATA" || true
+    fi
 }
 
 ensure_osmem() {
