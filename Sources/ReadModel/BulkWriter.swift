@@ -31,7 +31,7 @@ public struct BulkWriter: Sendable {
             do { sent = .success(try await client.bulk(request)) } catch { sent = .failure(error) }
             switch sent {
             case .success(let results):
-                Timer(label: "indexer_bulk_duration_seconds").recordDuration(ContinuousClock.now - start)
+                Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
                 var stillPending: [Int] = []
                 for (position, index) in pending.enumerated() {
                     if case .retry = results[position] {
@@ -61,11 +61,5 @@ public struct BulkWriter: Sendable {
         let capped = min(exponential, maxBackoff)
         let ms = Int(capped.components.seconds * 1000 + capped.components.attoseconds / 1_000_000_000_000_000)
         return .milliseconds(Int.random(in: max(1, ms / 2)...max(1, ms)))
-    }
-}
-
-extension Timer {
-    public func recordDuration(_ duration: Duration) {
-        recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }

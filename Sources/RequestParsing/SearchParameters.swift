@@ -108,25 +108,23 @@ public struct SearchParameters: Sendable, Equatable {
         for s in skus where s.unicodeScalars.count > 64 {
             throw Invalid(parameter: "sku", message: "must be at most 64 characters")
         }
-        if let text = try single("total_min") {
-            guard let money = Money(decimal: text) else { throw Invalid(parameter: "total_min", message: "must be a decimal such as \"50\" or \"49.99\"") }
-            totalMin = money
+        func money(_ name: String) throws(Invalid) -> Money? {
+            guard let text = try single(name) else { return nil }
+            guard let money = Money(decimal: text) else { throw Invalid(parameter: name, message: "must be a decimal such as \"50\" or \"49.99\"") }
+            return money
         }
-        if let text = try single("total_max") {
-            guard let money = Money(decimal: text) else { throw Invalid(parameter: "total_max", message: "must be a decimal such as \"100\" or \"99.99\"") }
-            totalMax = money
+        func time(_ name: String) throws(Invalid) -> Timestamp? {
+            guard let text = try single(name) else { return nil }
+            guard let time = Timestamp(rfc3339: text) else { throw Invalid(parameter: name, message: "must be an RFC 3339 time or YYYY-MM-DD") }
+            return time
         }
+        totalMin = try money("total_min")
+        totalMax = try money("total_max")
         if let min = totalMin, let max = totalMax, min > max {
             throw Invalid(parameter: "total_min", message: "must not be greater than total_max")
         }
-        if let text = try single("created_from") {
-            guard let t = Timestamp(rfc3339: text) else { throw Invalid(parameter: "created_from", message: "must be an RFC 3339 time or YYYY-MM-DD") }
-            createdFrom = t
-        }
-        if let text = try single("created_to") {
-            guard let t = Timestamp(rfc3339: text) else { throw Invalid(parameter: "created_to", message: "must be an RFC 3339 time or YYYY-MM-DD") }
-            createdTo = t
-        }
+        createdFrom = try time("created_from")
+        createdTo = try time("created_to")
         if let text = try single("sort") {
             guard let sort = Sort(rawValue: text) else {
                 throw Invalid(parameter: "sort", message: "must be one of relevance, -created_at, created_at, total, -total")

@@ -74,14 +74,7 @@ public struct RouteMetricsMiddleware<Context: RequestContext>: RouterMiddleware 
         let route = context.endpointPath ?? "unmatched"
         let dimensions = [("route", route), ("method", request.method.rawValue), ("status", String(response.status.code))]
         Counter(label: "http_requests_total", dimensions: dimensions).increment()
-        Timer(label: "http_request_duration_seconds", dimensions: dimensions).recordInterval(since: start)
+        Timer(label: "http_request_duration_seconds", dimensions: dimensions).record(duration: ContinuousClock.now - start)
         return response
-    }
-}
-
-extension Timer {
-    func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 }

@@ -171,10 +171,7 @@ import Glibc
         let port = try #require(Int(api.client.base.split(separator: ":").last ?? ""))
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -231,9 +228,7 @@ import Glibc
         // A peer that accepts and never answers.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopback(port: 0)
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         listen(fd, 16)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -253,4 +248,13 @@ import Glibc
         await #expect { try await stuck.value } throws: { ($0 as? TransportError)?.kind == .timeout }
         #expect(ContinuousClock.now - started < .seconds(30))  // the low-speed limit, not the 60 s request timeout
     }
+}
+
+/// 127.0.0.1:port as a socket address.
+func loopback(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return address
 }
