@@ -126,7 +126,7 @@ let package = Package(
         ),
         .target(
             name: "OrderSearchAPI",
-            dependencies: ["ReadModel", "ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
+            dependencies: ["ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             resources: [.copy("openapi.json"), .copy("StaffPage")],
             swiftSettings: swiftSettings

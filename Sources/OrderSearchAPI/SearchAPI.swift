@@ -5,7 +5,6 @@ import HTTPTypes
 import JSONSupport
 import Logging
 import OrderDomain
-import ReadModel
 import RequestParsing
 import Security
 import TokenSigning
