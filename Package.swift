@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "PostgresClient",
             dependencies: [
-                "CLibPQ",
+                "CLibPQ", "RetryPolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -60,6 +60,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "JSONSupport", swiftSettings: swiftSettings),
+        // The one retry policy (exponential backoff with jitter), for every retry loop.
+        .target(name: "RetryPolicy", swiftSettings: swiftSettings),
         // The HMAC-signed tokens both APIs hand out (consistency tokens, cursors) and SHA-256 fingerprints.
         .target(
             name: "TokenSigning",
@@ -112,7 +114,7 @@ let package = Package(
         ),
         .target(
             name: "ReadModel",
-            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport",
+            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")],
             resources: [.copy("mappings")],
@@ -120,7 +122,7 @@ let package = Package(
         ),
         .target(
             name: "OrderIndexer",
-            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "ServiceSupport",
+            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "ServiceSupport", "RetryPolicy",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
@@ -181,6 +183,7 @@ let package = Package(
         // Tests mirror targets; integration tests need the servers started by scripts/test.
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "PostgresClient", "RequestParsing", "Security",
                                                                "TokenSigning", "JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderSearchAPITests", dependencies: ["OrderSearchAPI", "ElasticsearchClient", "RequestParsing", "TokenSigning",

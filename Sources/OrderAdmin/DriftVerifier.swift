@@ -55,7 +55,7 @@ public struct DriftVerifier: Sendable {
         var database = PageReader<(String, Int64)> { after in
             try await pool.query(
                 """
-                SELECT o.id, (o.version::bigint << 32) | c.version FROM orders o JOIN customers c ON c.id = o.customer_id
+                SELECT o.id, \(DocumentVersion.sqlExpression) FROM orders o JOIN customers c ON c.id = o.customer_id
                 WHERE o.id > $1 ORDER BY o.id LIMIT $2
                 """, [after ?? "", pageSize]
             ).map { ($0.string(0)!, $0.int64(1)!) }
@@ -111,7 +111,7 @@ public struct DriftVerifier: Sendable {
         return (result["hits"]?["hits"]?.arrayValue ?? []).compactMap { hit in
             guard let source = hit["_source"], let id = source["order_id"]?.stringValue else { return nil }
             let order = source["version"]?.intValue ?? 0, customer = source["customer"]?["version"]?.intValue ?? 0
-            return (id, OrderDocument.externalVersion(order: order, customer: customer))
+            return (id, DocumentVersion(order: order, customer: customer).packed)
         }
     }
 

@@ -1,6 +1,7 @@
 import ElasticsearchClient
 import JSONSupport
 import Logging
+import OrderStore
 import PostgresClient
 import ReadModel
 
@@ -62,19 +63,16 @@ public struct Reindexer: Sendable {
         self.logger = logger
     }
 
-    /// Advisory lock id that makes a second concurrent reindex refuse.
-    public static let lockKey: Int64 = 7_238_117_003
-
     public func run(progress: @escaping @Sendable (_ done: Int, _ total: Int) -> Void = { _, _ in }) async throws -> Report {
         try await pool.withReservedConnection { lockConnection in
-            let locked = try await lockConnection.query("SELECT pg_try_advisory_lock($1)", [Self.lockKey]).first?.string(0) == "t"
+            let locked = try await lockConnection.query("SELECT pg_try_advisory_lock($1)", [AdvisoryLock.reindex.key]).first?.string(0) == "t"
             guard locked else { throw ReindexError.alreadyRunning }
             do {
                 let report = try await runLocked(progress: progress)
-                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
+                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
                 return report
             } catch {
-                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey])
+                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
                 throw error
             }
         }

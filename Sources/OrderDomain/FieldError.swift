@@ -88,8 +88,10 @@ enum Rules {
     }
 }
 
-extension String {
-    var trimmingWhitespace: Substring {
+extension StringProtocol {
+    /// Without leading and trailing Unicode whitespace: the one trimming rule of
+    /// the domain and of request parsing.
+    public var trimmingWhitespace: Substring {
         var s = Substring(self)
         while let f = s.unicodeScalars.first, f.properties.isWhitespace { s = Substring(s.unicodeScalars.dropFirst()) }
         while let l = s.unicodeScalars.last, l.properties.isWhitespace { s = Substring(s.unicodeScalars.dropLast()) }

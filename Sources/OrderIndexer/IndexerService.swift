@@ -1,8 +1,10 @@
 import ElasticsearchClient
 import Logging
 import Metrics
+import OrderStore
 import PostgresClient
 import ReadModel
+import RetryPolicy
 import ServiceLifecycle
 
 /// The `order-indexer` process's work: several outbox workers woken by NOTIFY
@@ -90,7 +92,7 @@ public struct IndexerService: Service {
             } catch {
                 failures += 1
                 logger.warning("batch failed; will retry", metadata: ["error": "\(error)", "indexer.failures": "\(failures)"])
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                try? await Task.sleep(for: Backoff.batch.delay(attempt: failures))
             }
         }
     }
@@ -110,7 +112,7 @@ public struct IndexerService: Service {
         do {
             if try await !client.aliasTargets(layout.alias).isEmpty { return }
             try await pool.withReservedConnection { connection in
-                let locked = try await connection.query("SELECT pg_try_advisory_lock($1)", [IndexRebuildLock.key]).first?.bool("pg_try_advisory_lock") ?? false
+                let locked = try await connection.query("SELECT pg_try_advisory_lock($1)", [AdvisoryLock.indexRebuild.key]).first?.bool("pg_try_advisory_lock") ?? false
                 guard locked else { return }
                 do {
                     if let created = try await layout.ensureAlias(client) {
@@ -120,10 +122,10 @@ public struct IndexerService: Service {
                         logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
                     }
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock($1)", [IndexRebuildLock.key])
+                    _ = try? await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
                     throw error
                 }
-                _ = try await connection.query("SELECT pg_advisory_unlock($1)", [IndexRebuildLock.key])
+                _ = try await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
             }
         } catch {
             logger.warning("could not check or rebuild the order index", metadata: ["error": "\(error)"])
@@ -143,9 +145,4 @@ public struct IndexerService: Service {
             try? await Task.sleep(for: .seconds(2))
         }
     }
-}
-
-/// The advisory lock that lets exactly one indexer process rebuild a vanished index.
-public enum IndexRebuildLock {
-    public static let key: Int64 = 7_238_117_002
 }

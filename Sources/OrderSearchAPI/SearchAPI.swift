@@ -147,7 +147,7 @@ struct SearchHandlers: Sendable {
 
     static func parseWait(_ request: Request) throws -> Int {
         guard let text = request.headers[HTTPField.Name("Consistency-Wait")!] else { return 1000 }
-        guard let ms = Int(text.trimmingSpaces), (0...10_000).contains(ms) else {
+        guard let ms = Int(text.trimmingWhitespace), (0...10_000).contains(ms) else {
             throw Problem.badParameter("Consistency-Wait", "must be an integer number of milliseconds from 0 to 10000")
         }
         return ms

@@ -12,9 +12,6 @@ public struct Migrator: Sendable {
         public let sql: String
     }
 
-    /// Arbitrary constant identifying "schema migration" among advisory locks.
-    static let lockKey: Int64 = 7_238_117_001
-
     public let migrations: [Migration]
     private let logger: Logger
 
@@ -48,7 +45,7 @@ public struct Migrator: Sendable {
         var applied: [Int] = []
         for migration in migrations {
             let didApply = try await pool.transaction { connection -> Bool in
-                try connection.query("SELECT pg_advisory_xact_lock($1)", [Self.lockKey])
+                try connection.query("SELECT pg_advisory_xact_lock($1)", [AdvisoryLock.schemaMigration.key])
                 try connection.execute("""
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())

@@ -184,7 +184,7 @@ public struct WriteService: Sendable {
             if let key = request.idempotencyKey {
                 // Requests with the same key run one after another; a later one
                 // finds the first one's response instead of running again.
-                try connection.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7238))", [key])
+                try connection.query("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", [key, AdvisoryLock.idempotencyKeySeed])
                 if let stored = try Self.storedResponse(key: key, fingerprint: request.fingerprint, on: connection) {
                     return .replayed(stored)
                 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOPosix
+import RetryPolicy
 import Synchronization
 
 /// A fixed-size pool of libpq connections. Work runs on the pool's own
@@ -129,8 +130,7 @@ public final class PostgresPool: Sendable {
                 }
             } catch let error as PostgresError where error.isRetryable && attempt < configuration.maxTransactionAttempts {
                 logger.debug("retrying transaction", metadata: ["db.error": "\(error)", "db.attempt": "\(attempt)"])
-                let base = 5 << min(attempt, 6)
-                try await Task.sleep(for: .milliseconds(Int.random(in: base / 2...base)))
+                try await Task.sleep(for: Backoff.transaction.delay(attempt: attempt))
                 attempt += 1
             }
         }

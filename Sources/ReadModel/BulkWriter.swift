@@ -1,6 +1,7 @@
 import ElasticsearchClient
 import Logging
 import Metrics
+import RetryPolicy
 
 /// Sends bulk requests until every item has a final outcome: transient
 /// failures (connection, timeout, 429, 5xx — whole request or single items)
@@ -8,8 +9,7 @@ import Metrics
 public struct BulkWriter: Sendable {
     public let client: ElasticsearchClient
     let logger: Logger
-    public var maxBackoff: Duration = .seconds(10)
-    public var initialBackoff: Duration = .milliseconds(50)
+    public var backoff: Backoff = .bulk
 
     public init(client: ElasticsearchClient, logger: Logger) {
         self.client = client
@@ -51,15 +51,9 @@ public struct BulkWriter: Sendable {
                 throw error
             }
             attempt += 1
-            try await Task.sleep(for: backoff(attempt: attempt))
+            try await Task.sleep(for: backoff.delay(attempt: attempt))
         }
         return outcomes.map { $0 ?? .applied }
     }
 
-    func backoff(attempt: Int) -> Duration {
-        let exponential = initialBackoff * (1 << min(attempt, 16))
-        let capped = min(exponential, maxBackoff)
-        let ms = Int(capped.components.seconds * 1000 + capped.components.attoseconds / 1_000_000_000_000_000)
-        return .milliseconds(Int.random(in: max(1, ms / 2)...max(1, ms)))
-    }
 }

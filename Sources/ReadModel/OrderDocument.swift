@@ -29,13 +29,7 @@ public struct OrderDocument: Sendable, Equatable {
     public let createdAt: Timestamp
     public let updatedAt: Timestamp
 
-    /// The Elasticsearch external version: order version in the high 32 bits,
-    /// customer version in the low 32. Both only grow and an order never changes
-    /// customer, so the composite only grows, and a document built from a later
-    /// read never loses to one built from an earlier read.
-    public var externalVersion: Int64 { Self.externalVersion(order: version, customer: customerVersion) }
-
-    public static func externalVersion(order: Int, customer: Int) -> Int64 { Int64(order) << 32 | Int64(customer) }
+    public var externalVersion: Int64 { DocumentVersion(order: version, customer: customerVersion).packed }
 
     public func writeJSON(into w: inout JSONWriter) {
         w.raw("{\"order_id\":"); w.string(orderID)
@@ -77,4 +71,29 @@ public struct OrderDocument: Sendable, Equatable {
         w.raw(",\"created_month\":"); w.string(createdAt.yearMonth)
         w.raw("}")
     }
+}
+
+/// The Elasticsearch external version of an order document: order version in
+/// the high 32 bits, customer version in the low 32. Both only grow and an
+/// order never changes customer, so the composite only grows, and a document
+/// built from a later read never loses to one built from an earlier read.
+public struct DocumentVersion: Sendable, Equatable, CustomStringConvertible {
+    public let order: Int
+    public let customer: Int
+
+    public init(order: Int, customer: Int) {
+        self.order = order
+        self.customer = customer
+    }
+
+    public init(packed: Int64) {
+        self.init(order: Int(packed >> 32), customer: Int(packed & 0xFFFF_FFFF))
+    }
+
+    public var packed: Int64 { Int64(order) << 32 | Int64(customer) }
+
+    /// The same packing in SQL, over `orders o JOIN customers c`.
+    public static let sqlExpression = "(o.version::bigint << 32) | c.version"
+
+    public var description: String { "\(order)/\(customer)" }
 }

@@ -71,7 +71,7 @@ public struct SearchParameters: Sendable, Equatable {
             var seen: Set<String> = []
             for value in values[name] ?? [] {
                 for part in value.split(separator: ",", omittingEmptySubsequences: true) {
-                    let trimmed = part.trimmingSpaces
+                    let trimmed = String(part.trimmingWhitespace)
                     guard !trimmed.isEmpty, seen.insert(trimmed).inserted else { continue }
                     guard out.count < Self.maximumFilterValues else {
                         throw Invalid(parameter: name, message: "accepts at most \(Self.maximumFilterValues) values")
@@ -86,7 +86,7 @@ public struct SearchParameters: Sendable, Equatable {
             guard q.unicodeScalars.count <= Self.maximumQueryLength else {
                 throw Invalid(parameter: "q", message: "must be at most \(Self.maximumQueryLength) characters")
             }
-            self.q = q.trimmingSpaces.isEmpty ? nil : q
+            self.q = q.trimmingWhitespace.isEmpty ? nil : q
         }
         statuses = try list("status")
         for s in statuses where OrderStatus(rawValue: s) == nil {
@@ -188,14 +188,5 @@ public struct SearchParameters: Sendable, Equatable {
         case 0x61...0x66: b - 0x61 + 10
         default: nil
         }
-    }
-}
-
-extension StringProtocol {
-    public var trimmingSpaces: String {
-        var s = Substring(self)
-        while let f = s.unicodeScalars.first, f.properties.isWhitespace { s = Substring(s.unicodeScalars.dropFirst()) }
-        while let l = s.unicodeScalars.last, l.properties.isWhitespace { s = Substring(s.unicodeScalars.dropLast()) }
-        return String(s)
     }
 }

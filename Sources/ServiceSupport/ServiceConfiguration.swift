@@ -4,13 +4,10 @@ import Security
 import TokenSigning
 
 /// The environment variables every process reads (the contract's table).
+/// The Elasticsearch connection variables are read in one place only,
+/// `ElasticsearchClient.Configuration(environment:)`.
 public struct ServiceConfiguration: Sendable {
     public var databaseURL: String
-    public var elasticsearchURL: String
-    public var elasticsearchAPIKey: String?
-    public var elasticsearchUsername: String?
-    public var elasticsearchPassword: String?
-    public var elasticsearchCACert: String?
     public var ordersIndex: String
     public var writeAPIAddress: HostAndPort
     public var searchAPIAddress: HostAndPort
@@ -26,11 +23,6 @@ public struct ServiceConfiguration: Sendable {
             return v
         }
         databaseURL = value("DATABASE_URL") ?? "postgresql://orders@127.0.0.1:5432/orders"
-        elasticsearchURL = value("ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200"
-        elasticsearchAPIKey = value("ELASTICSEARCH_API_KEY")
-        elasticsearchUsername = value("ELASTICSEARCH_USERNAME")
-        elasticsearchPassword = value("ELASTICSEARCH_PASSWORD")
-        elasticsearchCACert = value("ELASTICSEARCH_CA_CERT")
         ordersIndex = value("ORDERS_INDEX") ?? "orders"
         writeAPIAddress = value("WRITE_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8080)
         searchAPIAddress = value("SEARCH_API_ADDR").flatMap(HostAndPort.init) ?? HostAndPort(host: "127.0.0.1", port: 8081)

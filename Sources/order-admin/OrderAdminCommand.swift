@@ -110,7 +110,7 @@ struct Verify: AsyncParsableCommand {
             let report = try await verifier.run(repair: repair) { drift in
                 switch drift {
                 case .missing(let id): print("missing \(id)")
-                case .stale(let id, let indexed, let current): print("stale \(id) (indexed version \(indexed >> 32)/\(indexed & 0xFFFF_FFFF), current \(current >> 32)/\(current & 0xFFFF_FFFF))")
+                case .stale(let id, let indexed, let current): print("stale \(id) (indexed version \(DocumentVersion(packed: indexed)), current \(DocumentVersion(packed: current)))")
                 case .extra(let id): print("extra \(id)")
                 }
             }

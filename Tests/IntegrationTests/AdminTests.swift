@@ -2,6 +2,7 @@ import ElasticsearchClient
 import FaultProxy
 import JSONSupport
 import OrderAdmin
+import OrderStore
 import PostgresClient
 import ReadModel
 import Synchronization
@@ -108,9 +109,9 @@ import Testing
         let h = try await IndexerHarness.start()
         defer { Task { await h.stop() } }
         let holder = try PostgresConnection(connectionString: h.database.url)
-        try holder.query("SELECT pg_advisory_lock($1)", [Reindexer.lockKey])
+        try holder.query("SELECT pg_advisory_lock($1)", [AdvisoryLock.reindex.key])
         await #expect(throws: Reindexer.ReindexError.self) { try await reindexer(h).run() }
-        try holder.query("SELECT pg_advisory_unlock($1)", [Reindexer.lockKey])
+        try holder.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
     }
 
     /// A reindex while no indexer runs ends consistent once the indexer runs again.

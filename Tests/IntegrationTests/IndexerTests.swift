@@ -84,7 +84,7 @@ import Testing
         let writer = BulkWriter(client: h.elasticsearch, logger: TestEnvironment.logger)
         let outcomes = try await writer.write({ _ in
             var request = BulkRequest()
-            request.index(h.alias, id: id, version: OrderDocument.externalVersion(order: 1, customer: 1), requireAlias: true) {
+            request.index(h.alias, id: id, version: DocumentVersion(order: 1, customer: 1).packed, requireAlias: true) {
                 $0.value(["order_id": .string(id), "version": 1, "status": "pending"])
             }
             return request
