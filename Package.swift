@@ -40,7 +40,7 @@ let package = Package(
 
         // Infrastructure adapters.
         .target(
-            name: "PostgresClient",
+            name: "LibPQClient",
             dependencies: [
                 "CLibPQ", "RetryPolicy",
                 .product(name: "Logging", package: "swift-log"),
@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "OrderStore",
             dependencies: [
-                "OrderDomain", "PostgresClient", "JSONSupport",
+                "OrderDomain", "LibPQClient", "JSONSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Migrations")],
@@ -106,7 +106,7 @@ let package = Package(
         ),
         .target(
             name: "OrderWriteAPI",
-            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
+            dependencies: ["OrderDomain", "OrderStore", "LibPQClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             resources: [.copy("openapi.json")],
@@ -114,7 +114,7 @@ let package = Package(
         ),
         .target(
             name: "ReadModel",
-            dependencies: ["OrderDomain", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy",
+            dependencies: ["OrderDomain", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")],
             resources: [.copy("mappings")],
@@ -122,7 +122,7 @@ let package = Package(
         ),
         .target(
             name: "OrderIndexer",
-            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "ServiceSupport", "RetryPolicy",
+            dependencies: ["ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "ServiceSupport", "RetryPolicy",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
@@ -135,7 +135,7 @@ let package = Package(
         ),
         .target(
             name: "OrderAdmin",
-            dependencies: ["ReadModel", "OrderStore", "PostgresClient", "ElasticsearchClient", "JSONSupport"],
+            dependencies: ["ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -161,7 +161,7 @@ let package = Package(
         ),
         .target(
             name: "OrderBench",
-            dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "PostgresClient", "ElasticsearchClient", "JSONSupport", "Security",
+            dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "LibPQClient", "ElasticsearchClient", "JSONSupport", "Security",
                            "ServiceSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "PostgresClient", "RequestParsing", "Security",
+        .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "LibPQClient", "RequestParsing", "Security",
                                                                "TokenSigning", "JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderSearchAPITests", dependencies: ["OrderSearchAPI", "ElasticsearchClient", "RequestParsing", "TokenSigning",
                                                                 "JSONSupport"], swiftSettings: swiftSettings),
@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["OrderWriteAPI", "OrderIndexer", "OrderSearchAPI", "OrderAdmin", "FaultProxy",
-                           "PostgresClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel", "Security",
+                           "LibPQClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel", "Security",
                            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),

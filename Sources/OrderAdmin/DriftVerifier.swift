@@ -1,7 +1,7 @@
 import ElasticsearchClient
 import JSONSupport
 import Logging
-import PostgresClient
+import LibPQClient
 import ReadModel
 
 /// Compares PostgreSQL (id, version) with the index (id, version) by walking

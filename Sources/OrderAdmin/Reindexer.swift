@@ -2,7 +2,7 @@ import ElasticsearchClient
 import JSONSupport
 import Logging
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 
 /// Zero-downtime rebuild of the order index:

@@ -4,7 +4,7 @@ import Logging
 import Security
 import TokenSigning
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ServiceSupport
 
 /// What `scripts/bench` provides: a private PostgreSQL, the osmem-server
@@ -43,7 +43,7 @@ public struct BenchEnvironment: Sendable {
 
     /// A fresh, migrated database.
     public func freshDatabase(_ name: String) async throws -> (url: String, pool: PostgresPool) {
-        let admin = try PostgresConnection(connectionString: databaseURL)
+        let admin = try LibPQConnection(connectionString: databaseURL)
         try admin.executeTrusted("DROP DATABASE IF EXISTS \(name)")
         try admin.executeTrusted("CREATE DATABASE \(name)")
         guard let slash = databaseURL.lastIndex(of: "/") else { throw BenchError("ORDER_BENCH_DATABASE_URL has no database name") }

@@ -1,5 +1,5 @@
 import OrderDomain
-import PostgresClient
+import LibPQClient
 
 /// A deterministic data set: `orders` orders with 1–5 lines from realistic
 /// names, countries, statuses and currencies, for `orders / 5` customers.

@@ -2,7 +2,7 @@ import ElasticsearchClient
 import Foundation
 import JSONSupport
 import Logging
-import PostgresClient
+import LibPQClient
 import ReadModel
 
 /// `index`, `index --indexers K`, `reindex`: draining and rebuilding, each

@@ -6,7 +6,7 @@ import Logging
 import OrderDomain
 import OrderSearchAPI
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import Security
 import TokenSigning

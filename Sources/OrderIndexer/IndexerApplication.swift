@@ -1,7 +1,7 @@
 import ElasticsearchClient
 import Hummingbird
 import Logging
-import PostgresClient
+import LibPQClient
 import ReadModel
 import Security
 import ServiceSupport

@@ -2,7 +2,7 @@ import ElasticsearchClient
 import Logging
 import Metrics
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import RetryPolicy
 import ServiceLifecycle

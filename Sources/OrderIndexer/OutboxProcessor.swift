@@ -3,7 +3,7 @@ import Foundation
 import JSONSupport
 import Logging
 import Metrics
-import PostgresClient
+import LibPQClient
 import ReadModel
 
 /// Claims a batch of outbox events, indexes the documents they affect and

@@ -1,4 +1,4 @@
-import PostgresClient
+import LibPQClient
 
 /// Events whose document Elasticsearch refused permanently (the payload kept is
 /// that document, to see why). `retry` moves them

@@ -21,12 +21,3 @@ struct IDGenerator: Sendable {
         return prefix + "_" + String(decoding: chars, as: UTF8.self)
     }
 }
-
-extension Timestamp {
-    /// The current time from the system clock, truncated to milliseconds.
-    @Sendable public static func now() -> Timestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-    }
-}

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import PostgresClient
+import LibPQClient
 
 /// Applies the SQL files in `Migrations/` in version order. Safe to run
 /// repeatedly and from several processes at once: each step runs in a

@@ -1,21 +1,21 @@
 import OrderDomain
-import PostgresClient
+import LibPQClient
 
 /// Loading and saving aggregates on one connection (inside the caller's transaction).
 enum CustomerRepository {
-    static func find(_ id: String, forUpdate: Bool, on connection: PostgresConnection) throws -> Customer? {
+    static func find(_ id: String, forUpdate: Bool, on connection: LibPQConnection) throws -> Customer? {
         let sql = "SELECT \(SQL.customerColumns) FROM customers WHERE id = $1" + (forUpdate ? " FOR UPDATE" : "")
         return try connection.query(sql, [id]).first.map(Customer.init(row:))
     }
 
-    static func insert(_ c: Customer, on connection: PostgresConnection) throws {
+    static func insert(_ c: Customer, on connection: LibPQConnection) throws {
         try connection.query(
             "INSERT INTO customers (id, version, name, email, country, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \(SQL.ts(6)), \(SQL.ts(7)))",
             [c.id, c.version, c.name, c.email, c.country, c.createdAt, c.updatedAt]
         )
     }
 
-    static func update(_ c: Customer, on connection: PostgresConnection) throws {
+    static func update(_ c: Customer, on connection: LibPQConnection) throws {
         try connection.query(
             "UPDATE customers SET version = $2, name = $3, email = $4, country = $5, updated_at = \(SQL.ts(6)) WHERE id = $1",
             [c.id, c.version, c.name, c.email, c.country, c.updatedAt]
@@ -24,7 +24,7 @@ enum CustomerRepository {
 }
 
 enum OrderRepository {
-    static func find(_ id: String, forUpdate: Bool, on connection: PostgresConnection) throws -> Order? {
+    static func find(_ id: String, forUpdate: Bool, on connection: LibPQConnection) throws -> Order? {
         let sql = "SELECT \(SQL.orderColumns) FROM orders WHERE id = $1" + (forUpdate ? " FOR UPDATE" : "")
         guard let row = try connection.query(sql, [id]).first else { return nil }
         let items = try connection.query(
@@ -33,7 +33,7 @@ enum OrderRepository {
         return Order(row: row, items: items)
     }
 
-    static func insert(_ o: Order, on connection: PostgresConnection) throws {
+    static func insert(_ o: Order, on connection: LibPQConnection) throws {
         try connection.query(
             """
             INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_line2, ship_city,
@@ -59,7 +59,7 @@ enum OrderRepository {
         )
     }
 
-    static func update(_ o: Order, on connection: PostgresConnection) throws {
+    static func update(_ o: Order, on connection: LibPQConnection) throws {
         try connection.query(
             """
             UPDATE orders SET version = $2, status = $3, payment_reference = $4, carrier = $5, tracking_number = $6,
@@ -77,7 +77,7 @@ enum OrderRepository {
 }
 
 enum OutboxWriter {
-    static func append(_ event: DomainEvent, payload: String, on connection: PostgresConnection) throws {
+    static func append(_ event: DomainEvent, payload: String, on connection: LibPQConnection) throws {
         try connection.query(
             """
             INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at)

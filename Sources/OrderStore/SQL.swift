@@ -1,5 +1,5 @@
 import OrderDomain
-import PostgresClient
+import LibPQClient
 
 /// SQL fragments shared by the store's statements: timestamps travel as epoch
 /// milliseconds so nothing is lost or rounded between Swift and PostgreSQL.

@@ -1,7 +1,7 @@
 import JSONSupport
 import Logging
 import OrderDomain
-import PostgresClient
+import LibPQClient
 
 /// The write side's application layer: each command loads an aggregate, lets
 /// the domain decide, and saves the new state, its outbox event and (when the
@@ -96,7 +96,7 @@ public struct WriteService: Sendable {
             do { (customer, event) = try Customer.register(id: id, name: name, email: email, country: country, now: now) }
             catch let error as DomainError { throw CommandError.domain(error) }
             do { try CustomerRepository.insert(customer, on: connection) }
-            catch let error as PostgresError where error.code == .uniqueViolation && error.constraint == "customers_email_key" {
+            catch let error as LibPQError where error.code == .uniqueViolation && error.constraint == "customers_email_key" {
                 throw CommandError.emailTaken
             }
             try OutboxWriter.append(event, payload: customer.json, on: connection)
@@ -119,7 +119,7 @@ public struct WriteService: Sendable {
             catch let error as DomainError { throw CommandError.domain(error) }
             if let event {
                 do { try CustomerRepository.update(customer, on: connection) }
-                catch let error as PostgresError where error.code == .uniqueViolation && error.constraint == "customers_email_key" {
+                catch let error as LibPQError where error.code == .uniqueViolation && error.constraint == "customers_email_key" {
                     throw CommandError.emailTaken
                 }
                 try OutboxWriter.append(event, payload: customer.json, on: connection)
@@ -178,7 +178,7 @@ public struct WriteService: Sendable {
     // MARK: - Idempotency
 
     private func run<Value: Sendable>(
-        _ request: Request, _ body: @escaping @Sendable (PostgresConnection) throws -> (Value, StoredResponse)
+        _ request: Request, _ body: @escaping @Sendable (LibPQConnection) throws -> (Value, StoredResponse)
     ) async throws -> Outcome<Value> {
         try await pool.transaction { connection in
             if let key = request.idempotencyKey {
@@ -203,7 +203,7 @@ public struct WriteService: Sendable {
         }
     }
 
-    private static func storedResponse(key: String, fingerprint: String, on connection: PostgresConnection) throws -> StoredResponse? {
+    private static func storedResponse(key: String, fingerprint: String, on connection: LibPQConnection) throws -> StoredResponse? {
         let rows = try connection.query(
             "SELECT request_hash, status, response_headers::text, response_body FROM idempotency_keys WHERE key = $1", [key]
         )

@@ -5,7 +5,7 @@ import JSONSupport
 import Logging
 import OrderDomain
 import OrderStore
-import PostgresClient
+import LibPQClient
 import RequestParsing
 import Security
 import TokenSigning
@@ -268,10 +268,10 @@ struct WriteHandlers: Sendable {
                 throw Problem(.unprocessableContent, detail: "this Idempotency-Key was used with a different request",
                               errors: [.init(field: "Idempotency-Key", message: "was used with a different request")])
             }
-        } catch let error as PostgresError where [.connection, .timeout, .queryCanceled].contains(error.code) {
+        } catch let error as LibPQError where [.connection, .timeout, .queryCanceled].contains(error.code) {
             logger.warning("database unavailable", metadata: ["db.error": "\(error)"])
             throw Problem.unavailable("the database")
-        } catch let error as PostgresError {
+        } catch let error as LibPQError {
             logger.error("database error", metadata: ["db.error": "\(error)"])
             throw Problem(.internalServerError, detail: "an unexpected error occurred")
         }

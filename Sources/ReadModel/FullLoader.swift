@@ -1,7 +1,7 @@
 import ElasticsearchClient
 import JSONSupport
 import Logging
-import PostgresClient
+import LibPQClient
 
 /// Streams every order from one consistent PostgreSQL snapshot into an index,
 /// in keyset-paginated batches (memory does not grow with the table), with

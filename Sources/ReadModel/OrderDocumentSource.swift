@@ -1,5 +1,5 @@
 import OrderDomain
-import PostgresClient
+import LibPQClient
 
 /// Reads order documents from the write database: the same builder serves the
 /// indexer, the reindex and verify, so all three agree on content and version.
@@ -12,7 +12,7 @@ public enum OrderDocumentSource {
         """
 
     /// Documents for the given ids (ids that do not exist are left out), in id order.
-    public static func documents(ids: [String], on connection: PostgresConnection) throws -> [OrderDocument] {
+    public static func documents(ids: [String], on connection: LibPQConnection) throws -> [OrderDocument] {
         guard !ids.isEmpty else { return [] }
         let array = PostgresTextArray(ids)
         let orders = try connection.query(selectDocuments + " WHERE o.id = ANY($1::text[]) ORDER BY o.id", [array])
@@ -25,7 +25,7 @@ public enum OrderDocumentSource {
 
     /// Documents of orders with id > `after`, in id order, at most `limit`:
     /// keyset pagination for streaming a whole table in flat memory.
-    public static func page(after: String?, limit: Int, on connection: PostgresConnection) throws -> [OrderDocument] {
+    public static func page(after: String?, limit: Int, on connection: LibPQConnection) throws -> [OrderDocument] {
         let orders = try connection.query(
             selectDocuments + " WHERE o.id > $1 ORDER BY o.id LIMIT $2", [after ?? "", limit]
         )
@@ -68,7 +68,7 @@ public enum OrderDocumentSource {
     }
 
     /// Ids of a customer's orders after `after`, for fanning out a customer change.
-    public static func orderIDs(ofCustomer customerID: String, after: String?, limit: Int, on connection: PostgresConnection) throws -> [String] {
+    public static func orderIDs(ofCustomer customerID: String, after: String?, limit: Int, on connection: LibPQConnection) throws -> [String] {
         try connection.query(
             "SELECT id FROM orders WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3", [customerID, after ?? "", limit]
         ).map { $0.string(0)! }

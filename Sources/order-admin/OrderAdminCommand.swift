@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import OrderAdmin
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import Security
 import ServiceSupport

@@ -1,7 +1,7 @@
 import ElasticsearchClient
 import Logging
 import OrderIndexer
-import PostgresClient
+import LibPQClient
 import ReadModel
 import ServiceSupport
 

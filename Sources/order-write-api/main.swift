@@ -1,7 +1,7 @@
 import Logging
 import OrderStore
 import OrderWriteAPI
-import PostgresClient
+import LibPQClient
 import ServiceSupport
 
 let logger = Observability.bootstrap(label: "order-write-api")

@@ -3,7 +3,7 @@ import FaultProxy
 import JSONSupport
 import OrderAdmin
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import Synchronization
 import Testing
@@ -108,7 +108,7 @@ import Testing
     @Test func secondConcurrentReindexRefuses() async throws {
         let h = try await IndexerHarness.start()
         defer { Task { await h.stop() } }
-        let holder = try PostgresConnection(connectionString: h.database.url)
+        let holder = try LibPQConnection(connectionString: h.database.url)
         try holder.query("SELECT pg_advisory_lock($1)", [AdvisoryLock.reindex.key])
         await #expect(throws: Reindexer.ReindexError.self) { try await reindexer(h).run() }
         try holder.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])

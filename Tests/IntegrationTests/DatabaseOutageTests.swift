@@ -1,5 +1,5 @@
 import OrderStore
-import PostgresClient
+import LibPQClient
 import Testing
 
 @Suite struct DatabaseOutageTests {
@@ -21,7 +21,7 @@ import Testing
         let api = try await WriteAPIHarness.start()
         defer { Task { await api.stop() } }
         let customer = try await api.createCustomer()
-        let admin = try PostgresConnection(connectionString: try TestEnvironment.databaseURL)
+        let admin = try LibPQConnection(connectionString: try TestEnvironment.databaseURL)
         let killed = try admin.query(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             [String(api.database.url.split(separator: "/").last!)]

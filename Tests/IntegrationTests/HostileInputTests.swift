@@ -4,7 +4,7 @@ import Foundation
 import JSONSupport
 import OrderDomain
 import OrderSearchAPI
-import PostgresClient
+import LibPQClient
 import ServiceSupport
 import Testing
 import TokenSigning
@@ -197,12 +197,12 @@ import Glibc
         let session = PostgresSessionSettings(statementTimeout: .milliseconds(1000), lockTimeout: .milliseconds(100))
         let pool = PostgresPool(configuration: .init(connectionString: database.url, size: 2, session: session), logger: TestEnvironment.logger)
         defer { Task { await pool.shutdown() } }
-        await #expect(throws: PostgresError(code: .queryCanceled, sqlState: "57014")) { try await pool.query("SELECT pg_sleep(2)") }
+        await #expect(throws: LibPQError(code: .queryCanceled, sqlState: "57014")) { try await pool.query("SELECT pg_sleep(2)") }
         // One session holds a lock; the other gives up after lock_timeout.
         try await pool.withReservedConnection { holder in
             try await holder.execute("BEGIN")
             try await holder.query("SELECT pg_advisory_xact_lock(42)")
-            await #expect(throws: PostgresError(code: .timeout, sqlState: "55P03")) { try await pool.query("SELECT pg_advisory_lock(42)") }
+            await #expect(throws: LibPQError(code: .timeout, sqlState: "55P03")) { try await pool.query("SELECT pg_advisory_lock(42)") }
             try await holder.execute("ROLLBACK")
         }
     }
@@ -217,7 +217,7 @@ import Glibc
             let waiter = Task { try await pool.query("SELECT 1") }
             try await Task.sleep(for: .milliseconds(200))
             let started = ContinuousClock.now
-            await #expect(throws: PostgresError(code: .timeout)) { try await pool.query("SELECT 1") }
+            await #expect(throws: LibPQError(code: .timeout)) { try await pool.query("SELECT 1") }
             #expect(ContinuousClock.now - started < .seconds(5))  // refused at once, not after the 30 s acquire timeout
             waiter.cancel()
             _ = waiter

@@ -3,7 +3,7 @@ import FaultProxy
 import Foundation
 import JSONSupport
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import ServiceSupport
 import Testing
@@ -43,7 +43,7 @@ import Testing
         let customer = try await h.api.createCustomer()
         let indexer = try h.startIndexer()
         // Hold a transaction open that wrote an order and its outbox event.
-        let held = try PostgresConnection(connectionString: h.database.url)
+        let held = try LibPQConnection(connectionString: h.database.url)
         try held.execute("BEGIN")
         try held.query("""
             INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_city, ship_postal_code, ship_country, created_at, updated_at)

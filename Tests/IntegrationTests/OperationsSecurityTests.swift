@@ -2,7 +2,7 @@ import ElasticsearchClient
 import Foundation
 import OrderIndexer
 import OrderStore
-import PostgresClient
+import LibPQClient
 import Security
 import ServiceSupport
 import Testing

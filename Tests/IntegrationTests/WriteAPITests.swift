@@ -1,6 +1,6 @@
 import JSONSupport
 import OrderDomain
-import PostgresClient
+import LibPQClient
 import Testing
 
 /// Every write rule of the contract, over HTTP, against a real PostgreSQL.

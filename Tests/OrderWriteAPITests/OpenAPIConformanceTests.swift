@@ -3,7 +3,7 @@ import JSONSupport
 import Logging
 import OrderStore
 import OrderWriteAPI
-import PostgresClient
+import LibPQClient
 import RequestParsing
 import Security
 import Testing

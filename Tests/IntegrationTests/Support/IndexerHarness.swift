@@ -4,7 +4,7 @@ import Foundation
 import JSONSupport
 import OrderIndexer
 import OrderStore
-import PostgresClient
+import LibPQClient
 import ReadModel
 import ServiceLifecycle
 

@@ -4,7 +4,7 @@ import Foundation
 import JSONSupport
 import OrderDomain
 import OrderSearchAPI
-import PostgresClient
+import LibPQClient
 import ServiceSupport
 
 /// A deterministic data set of 120 orders written straight into PostgreSQL

@@ -2,7 +2,7 @@ import ElasticsearchClient
 import Foundation
 import Logging
 import OrderStore
-import PostgresClient
+import LibPQClient
 import Security
 import TokenSigning
 import ServiceSupport
@@ -86,7 +86,7 @@ struct TestDatabase {
     static func create(poolSize: Int = 8) async throws -> TestDatabase {
         let adminURL = try TestEnvironment.databaseURL
         let name = TestEnvironment.uniqueName("t_")
-        let admin = try PostgresConnection(connectionString: adminURL)
+        let admin = try LibPQConnection(connectionString: adminURL)
         try admin.executeTrusted("CREATE DATABASE \(name)")
         let url = replaceDatabase(in: adminURL, with: name)
         let pool = PostgresPool(configuration: .init(connectionString: url, size: poolSize), logger: TestEnvironment.logger)

@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import OrderStore
 import OrderWriteAPI
-import PostgresClient
+import LibPQClient
 import ServiceSupport
 
 /// Runs the real write API (the same `buildWriteApplication` as `main`) on a

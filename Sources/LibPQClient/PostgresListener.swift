@@ -26,11 +26,11 @@ public final class PostgresListener: Sendable {
         thread.start()
         let listen = "LISTEN \(channel)"
         thread.submit { [self] _ in
-            var connection: PostgresConnection?
+            var connection: LibPQConnection?
             while !stopped.load(ordering: .relaxed) {
                 do {
                     if connection == nil {
-                        let fresh = try PostgresConnection(connectionString: connectionString, applicationName: "orders-listener")
+                        let fresh = try LibPQConnection(connectionString: connectionString, applicationName: "orders-listener")
                         try fresh.executeTrusted(listen)
                         connection = fresh
                         continuation.yield()

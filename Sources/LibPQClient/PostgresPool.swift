@@ -35,11 +35,11 @@ public final class PostgresPool: Sendable {
 
     private struct Waiter {
         let id: Int
-        let continuation: CheckedContinuation<PostgresConnection?, Never>
+        let continuation: CheckedContinuation<LibPQConnection?, Never>
     }
 
     private struct State {
-        var idle: [PostgresConnection] = []
+        var idle: [LibPQConnection] = []
         var opened = 0
         var waiters: [Waiter] = []
         var nextWaiterID = 0
@@ -72,7 +72,7 @@ public final class PostgresPool: Sendable {
 
     /// Runs `body` with a connection on the pool's thread. The body is synchronous
     /// on purpose: it may block, and it cannot accidentally hop back to the cooperative pool.
-    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
         let connection = try await acquire()
         do {
             let value = try await threadPool.runIfActive {
@@ -105,7 +105,7 @@ public final class PostgresPool: Sendable {
     /// jittered backoff), so the body must be free of side effects outside the database.
     public func transaction<T: Sendable>(
         isolation: IsolationLevel = .readCommitted,
-        _ body: @escaping @Sendable (PostgresConnection) throws -> T
+        _ body: @escaping @Sendable (LibPQConnection) throws -> T
     ) async throws -> T {
         var attempt = 1
         while true {
@@ -113,7 +113,7 @@ public final class PostgresPool: Sendable {
                 return try await withConnection { connection in
                     do {
                         try connection.execute(isolation.begin)
-                    } catch let error as PostgresError where error.code == .connection {
+                    } catch let error as LibPQError where error.code == .connection {
                         // A stale connection (the server restarted while it sat idle):
                         // nothing was sent yet, so reconnecting and starting over is safe.
                         try connection.reconnect()
@@ -128,7 +128,7 @@ public final class PostgresPool: Sendable {
                         throw error
                     }
                 }
-            } catch let error as PostgresError where error.isRetryable && attempt < configuration.maxTransactionAttempts {
+            } catch let error as LibPQError where error.isRetryable && attempt < configuration.maxTransactionAttempts {
                 logger.debug("retrying transaction", metadata: ["db.error": "\(error)", "db.attempt": "\(attempt)"])
                 try await Task.sleep(for: Backoff.transaction.delay(attempt: attempt))
                 attempt += 1
@@ -155,7 +155,7 @@ public final class PostgresPool: Sendable {
         try await withConnection { connection in
             do {
                 return try connection.query(sql, parameters)
-            } catch let error as PostgresError where error.code == .connection {
+            } catch let error as LibPQError where error.code == .connection {
                 // Only for single statements outside a transaction: a stale idle
                 // connection gets one fresh attempt.
                 try connection.reconnect()
@@ -167,13 +167,13 @@ public final class PostgresPool: Sendable {
     // MARK: - acquiring
 
     private enum Acquire {
-        case ready(PostgresConnection)
+        case ready(LibPQConnection)
         case open
         case wait
         case full
     }
 
-    private func acquire() async throws -> PostgresConnection {
+    private func acquire() async throws -> LibPQConnection {
         let decision = state.withLock { state -> Acquire in
             if let connection = state.idle.popLast() { return .ready(connection) }
             if state.opened < configuration.size {
@@ -189,7 +189,7 @@ public final class PostgresPool: Sendable {
             let configuration = self.configuration
             do {
                 return try await threadPool.runIfActive {
-                    try PostgresConnection(connectionString: configuration.connectionString, applicationName: configuration.applicationName,
+                    try LibPQConnection(connectionString: configuration.connectionString, applicationName: configuration.applicationName,
                                            session: configuration.session)
                 }
             } catch {
@@ -206,7 +206,7 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    private func waitForConnection() async throws -> PostgresConnection {
+    private func waitForConnection() async throws -> LibPQConnection {
         let id = state.withLock { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -222,7 +222,7 @@ public final class PostgresPool: Sendable {
         }
         defer { timer.cancel() }
         let size = configuration.size, maxWaiters = configuration.maxWaiters
-        let connection: PostgresConnection? = await withCheckedContinuation { continuation in
+        let connection: LibPQConnection? = await withCheckedContinuation { continuation in
             let immediate = state.withLock { state -> Acquire in
                 if state.closed { return .wait }
                 if let connection = state.idle.popLast() { return .ready(connection) }
@@ -247,12 +247,12 @@ public final class PostgresPool: Sendable {
             return true
         }
         guard canOpen else {
-            throw PostgresError(code: state.withLock { $0.closed } ? .connection : .timeout)
+            throw LibPQError(code: state.withLock { $0.closed } ? .connection : .timeout)
         }
         let settings = self.configuration
         do {
             return try await threadPool.runIfActive {
-                try PostgresConnection(connectionString: settings.connectionString, applicationName: settings.applicationName,
+                try LibPQConnection(connectionString: settings.connectionString, applicationName: settings.applicationName,
                                        session: settings.session)
             }
         } catch {
@@ -261,7 +261,7 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    private func release(_ connection: PostgresConnection) {
+    private func release(_ connection: LibPQConnection) {
         let waiter = state.withLock { state -> Waiter? in
             if state.closed {
                 state.opened -= 1
@@ -277,10 +277,10 @@ public final class PostgresPool: Sendable {
 
 /// A connection held by one task; statements run on the pool's threads.
 public struct ReservedConnection: Sendable {
-    let connection: PostgresConnection
+    let connection: LibPQConnection
     let threadPool: NIOThreadPool
 
-    public func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
         try await threadPool.runIfActive { try body(connection) }
     }
 

@@ -1,7 +1,7 @@
 /// An error from the database layer. Its description names the kind of failure
 /// and the SQLSTATE (and, for constraint violations, the constraint's name) but
 /// never SQL text or values, so it is safe to log and to map to a response.
-public struct PostgresError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct LibPQError: Error, CustomStringConvertible, Sendable, Equatable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String { case connection, uniqueViolation, foreignKeyViolation, serializationFailure, deadlock, checkViolation, queryCanceled, other, timeout }
         private let base: Base
@@ -53,7 +53,7 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable, Equatable
     public var isRetryable: Bool { code == .serializationFailure || code == .deadlock }
 
     public var description: String {
-        var text = "PostgresError(\(code)"
+        var text = "LibPQError(\(code)"
         if let sqlState { text += ", sqlstate: \(sqlState)" }
         if let constraint { text += ", constraint: \(constraint)" }
         return text + ")"

@@ -11,7 +11,7 @@ import Glibc
 /// libpq requires (a `PGconn` must not be used by two threads at once).
 ///
 /// This is the only file of the package that touches libpq's raw pointers.
-public final class PostgresConnection: Sendable {
+public final class LibPQConnection: Sendable {
     private struct State {
         var handle: OpaquePointer?
         var prepared: [String: String] = [:]
@@ -23,14 +23,14 @@ public final class PostgresConnection: Sendable {
     private let session: PostgresSessionSettings
 
     /// Opens a connection (blocking).
-    public init(connectionString: String, applicationName: String = "orders", session: PostgresSessionSettings = .init()) throws(PostgresError) {
+    public init(connectionString: String, applicationName: String = "orders", session: PostgresSessionSettings = .init()) throws(LibPQError) {
         self.connectionString = connectionString
         self.applicationName = applicationName
         self.session = session
         let handle = Self.open(connectionString, applicationName, session)
         guard PQstatus(handle) == CONNECTION_OK else {
             PQfinish(handle)
-            throw PostgresError(code: .connection)
+            throw LibPQError(code: .connection)
         }
         state = Mutex(State(handle: handle))
     }
@@ -58,22 +58,22 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Re-establishes a broken connection (blocking).
-    public func reconnect() throws(PostgresError) {
+    public func reconnect() throws(LibPQError) {
         let ok = state.withLock { state -> Bool in
             if let handle = state.handle { PQfinish(handle) }
             state.prepared.removeAll()
             state.handle = Self.open(connectionString, applicationName, session)
             return PQstatus(state.handle) == CONNECTION_OK
         }
-        if !ok { throw PostgresError(code: .connection) }
+        if !ok { throw LibPQError(code: .connection) }
     }
 
     /// Runs one parameterized statement with the extended protocol. Statements
     /// are prepared once per connection and reused.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws(PostgresError) -> PostgresRows {
-        let result: Result<PostgresRows, PostgresError> = state.withLock { state in
-            guard let handle = state.handle else { return .failure(PostgresError(code: .connection)) }
+    public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws(LibPQError) -> PostgresRows {
+        let result: Result<PostgresRows, LibPQError> = state.withLock { state in
+            guard let handle = state.handle else { return .failure(LibPQError(code: .connection)) }
             var name = state.prepared[sql]
             if name == nil {
                 let newName = "s\(state.prepared.count)"
@@ -94,14 +94,14 @@ public final class PostgresConnection: Sendable {
 
     /// Runs one or more statements without parameters (simple protocol); for
     /// migrations and transaction control only, never with user input.
-    public func execute(_ sql: StaticString) throws(PostgresError) {
+    public func execute(_ sql: StaticString) throws(LibPQError) {
         try executeTrusted(sql.description)
     }
 
     /// Like `execute(_:)` for SQL the package ships (migration files).
-    public func executeTrusted(_ sql: String) throws(PostgresError) {
-        let result: Result<PostgresRows, PostgresError> = state.withLock { state in
-            guard let handle = state.handle else { return .failure(PostgresError(code: .connection)) }
+    public func executeTrusted(_ sql: String) throws(LibPQError) {
+        let result: Result<PostgresRows, LibPQError> = state.withLock { state in
+            guard let handle = state.handle else { return .failure(LibPQError(code: .connection)) }
             return Self.rows(from: PQexec(handle, sql), handle: handle)
         }
         _ = try result.get()
@@ -109,30 +109,30 @@ public final class PostgresConnection: Sendable {
 
     /// Waits up to `timeout` seconds for notifications on the channels this
     /// connection LISTENs to and returns their channel names (blocking).
-    public func waitForNotifications(timeout: Double) throws(PostgresError) -> [String] {
+    public func waitForNotifications(timeout: Double) throws(LibPQError) -> [String] {
         let socket: Int32 = state.withLock { PQsocket($0.handle) }
-        guard socket >= 0 else { throw PostgresError(code: .connection) }
+        guard socket >= 0 else { throw LibPQError(code: .connection) }
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, Int32(timeout * 1000))
-        if ready < 0 && errno != EINTR { throw PostgresError(code: .connection) }
-        let outcome: Result<[String], PostgresError> = state.withLock { state in
+        if ready < 0 && errno != EINTR { throw LibPQError(code: .connection) }
+        let outcome: Result<[String], LibPQError> = state.withLock { state in
             guard let handle = state.handle, PQconsumeInput(handle) == 1 else {
-                return .failure(PostgresError(code: .connection))
+                return .failure(LibPQError(code: .connection))
             }
             var channels: [String] = []
             while let notification = PQnotifies(handle) {
                 channels.append(String(cString: notification.pointee.relname))
                 PQfreemem(notification)
             }
-            if PQstatus(handle) != CONNECTION_OK { return .failure(PostgresError(code: .connection)) }
+            if PQstatus(handle) != CONNECTION_OK { return .failure(LibPQError(code: .connection)) }
             return .success(channels)
         }
         return try outcome.get()
     }
 
-    private static func rows(from result: OpaquePointer?, handle: OpaquePointer) -> Result<PostgresRows, PostgresError> {
+    private static func rows(from result: OpaquePointer?, handle: OpaquePointer) -> Result<PostgresRows, LibPQError> {
         defer { PQclear(result) }
-        guard let result else { return .failure(PostgresError(code: .connection)) }
+        guard let result else { return .failure(LibPQError(code: .connection)) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             return .success(PostgresRows(columns: [], values: [], affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0))
@@ -157,10 +157,10 @@ public final class PostgresConnection: Sendable {
             }
             return .success(PostgresRows(columns: columns, values: values, affectedRows: rowCount))
         default:
-            if PQstatus(handle) != CONNECTION_OK { return .failure(PostgresError(code: .connection)) }
+            if PQstatus(handle) != CONNECTION_OK { return .failure(LibPQError(code: .connection)) }
             let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             let constraint = PQresultErrorField(result, Int32(UInt8(ascii: "n"))).map { String(cString: $0) }
-            return .failure(PostgresError(sqlState: sqlState, constraint: constraint))
+            return .failure(LibPQError(sqlState: sqlState, constraint: constraint))
         }
     }
 }
