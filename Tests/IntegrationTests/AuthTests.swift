@@ -1,5 +1,6 @@
 import ElasticsearchClient
 import Foundation
+import JWTKit
 import JSONSupport
 import Logging
 import Security
@@ -52,6 +53,47 @@ import Testing
         #expect(try await anonymous.get("/health").status == 200)
         #expect(try await anonymous.get("/ready").status == 200)
         expectProblem(try await anonymous.get("/metrics"), 401)
+    }
+
+    /// Every way a token can be wrong, over HTTP against a process that also
+    /// checks `iss` and `aud`: each is a 401 with `error="invalid_token"`, and nothing is written.
+    @Test func everyBadTokenIsRefusedOverHTTP() async throws {
+        let secret = try TestEnvironment.authSecret
+        let api = try await WriteAPIHarness.start(auth: AuthConfiguration(jwtSecret: secret, issuer: "https://id.example", audience: "orders"))
+        defer { Task { await api.stop() } }
+        let minter = try await AccessTokenMinter(secret: secret)
+        func claims(sub: String? = "agent", roles: [Role] = [.staff], customerID: String? = nil, expires: Date = Date() + 600,
+                    notBefore: Date? = nil, issuer: String? = "https://id.example", audience: String? = "orders") -> AccessTokenClaims {
+            var claims = AccessTokenClaims(subject: sub ?? "", roles: roles, customerID: customerID, expires: expires, issuer: issuer, audience: audience)
+            if sub == nil { claims.sub = nil }
+            claims.nbf = notBefore.map { NotBeforeClaim(value: $0) }
+            return claims
+        }
+        let good = try await minter.mint(claims())
+        #expect(try await api.client.with(bearer: good).get("/customers/cus_none").status == 404)
+        let none = JWTKeyCollection()
+        await none.addUnsecuredNone()
+        var noExp = claims()
+        noExp.exp = nil
+        let bad: [String: String] = [
+            "expired": try await minter.mint(claims(expires: Date() - 3600)),
+            "not yet valid": try await minter.mint(claims(notBefore: Date() + 3600)),
+            "other key": try await AccessTokenMinter(secret: String(repeating: "q", count: 40)).mint(claims()),
+            "alg none": try await none.sign(claims()),
+            "wrong iss": try await minter.mint(claims(issuer: "https://evil.example")),
+            "no iss": try await minter.mint(claims(issuer: nil)),
+            "wrong aud": try await minter.mint(claims(audience: "billing")),
+            "no sub": try await minter.mint(claims(sub: nil)),
+            "no exp": try await minter.mint(noExp),
+            "customer without customer_id": try await minter.mint(claims(roles: [.customer])),
+            "garbage": "e30.e30.e30",
+        ]
+        for (what, token) in bad {
+            let reply = try await api.client.with(bearer: token).post("/customers", json(["name": "X", "email": "x@example.com", "country": "DE"]))
+            expectProblem(reply, 401)
+            #expect(reply.header("www-authenticate") == #"Bearer error="invalid_token""#, "\(what)")
+        }
+        #expect(try await api.database.count("SELECT count(*) FROM customers") == 0)
     }
 
     @Test func customerRows() async throws {

@@ -4,6 +4,7 @@ import Logging
 import OrderStore
 import OrderWriteAPI
 import LibPQClient
+import Security
 import ServiceSupport
 
 /// Runs the real write API (the same `buildWriteApplication` as `main`) on a
@@ -14,12 +15,13 @@ struct WriteAPIHarness {
     let client: TestHTTP
     let task: Task<Void, any Error>
 
-    static func start(database: TestDatabase? = nil, limits: HTTPServerLimits = .init(), logger: Logger = TestEnvironment.logger)
-        async throws -> WriteAPIHarness
+    static func start(database: TestDatabase? = nil, limits: HTTPServerLimits = .init(), auth: AuthConfiguration? = nil,
+                      logger: Logger = TestEnvironment.logger) async throws -> WriteAPIHarness
     {
         let database = if let database { database } else { try await TestDatabase.create() }
         let service = WriteService(pool: database.pool, logger: TestEnvironment.logger)
-        let auth = try await TestEnvironment.authMode(), signer = try TestEnvironment.signer
+        let auth = if let auth { try await auth.mode() } else { try await TestEnvironment.authMode() }
+        let signer = try TestEnvironment.signer
         let (port, task) = try await startServer { onRunning in
             buildWriteApplication(service: service, auth: auth, signer: signer, address: HostAndPort(host: "127.0.0.1", port: 0),
                                   limits: limits, logger: logger, onServerRunning: onRunning)
