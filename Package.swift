@@ -60,6 +60,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "JSONSupport", swiftSettings: swiftSettings),
+        // The order index's field paths: one definition for writer, queries, hits, verify and mapping tests.
+        .target(name: "IndexSchema", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
         // The one retry policy (exponential backoff with jitter), for every retry loop.
         .target(name: "RetryPolicy", swiftSettings: swiftSettings),
         // The HMAC-signed tokens both APIs hand out (consistency tokens, cursors) and SHA-256 fingerprints.
@@ -80,7 +82,7 @@ let package = Package(
         ),
         // Untrusted input, parsed and validated with bounded work: command bodies and
         // search parameters. Pure (no I/O), so libFuzzer can drive it (order-fuzz).
-        .target(name: "RequestParsing", dependencies: ["JSONSupport", "OrderDomain", "TokenSigning"], swiftSettings: swiftSettings),
+        .target(name: "RequestParsing", dependencies: ["JSONSupport", "OrderDomain", "TokenSigning", "IndexSchema"], swiftSettings: swiftSettings),
 
         // Application layer shared by the processes.
         .target(
@@ -114,7 +116,7 @@ let package = Package(
         ),
         .target(
             name: "ReadModel",
-            dependencies: ["OrderDomain", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy",
+            dependencies: ["OrderDomain", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy", "IndexSchema",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")],
             resources: [.copy("mappings")],
@@ -128,14 +130,14 @@ let package = Package(
         ),
         .target(
             name: "OrderSearchAPI",
-            dependencies: ["ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing",
+            dependencies: ["ElasticsearchClient", "ServiceSupport", "JSONSupport", "Security", "RequestParsing", "IndexSchema",
                            .product(name: "HTTPTypes", package: "swift-http-types")],
             resources: [.copy("openapi.json"), .copy("StaffPage")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "OrderAdmin",
-            dependencies: ["ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport"],
+            dependencies: ["IndexSchema", "ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -183,6 +185,8 @@ let package = Package(
         // Tests mirror targets; integration tests need the servers started by scripts/test.
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReadModelTests", dependencies: ["ReadModel", "IndexSchema", "JSONSupport", "OrderDomain"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "LibPQClient", "RequestParsing", "Security",
                                                                "TokenSigning", "JSONSupport"], swiftSettings: swiftSettings),

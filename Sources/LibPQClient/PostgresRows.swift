@@ -57,6 +57,11 @@ public struct PostgresRows: Sendable, Sequence {
     }
 }
 
+extension PostgresRows {
+    /// The position of a result column, for reading many rows by name without a lookup per value.
+    public func columnIndex(_ name: String) -> Int? { columns.firstIndex(of: name) }
+}
+
 public struct PostgresRow: Sendable {
     let rows: PostgresRows
     let row: Int

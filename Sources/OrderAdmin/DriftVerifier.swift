@@ -3,6 +3,7 @@ import JSONSupport
 import Logging
 import LibPQClient
 import ReadModel
+import IndexSchema
 
 /// Compares PostgreSQL (id, version) with the index (id, version) by walking
 /// both in id order, a page at a time (flat memory), and optionally repairs
@@ -103,14 +104,15 @@ public struct DriftVerifier: Sendable {
     /// The index's (id, composite version) after `after`, in id order.
     private func indexPage(after: String?) async throws -> [(String, Int64)] {
         var body = JSONObject([
-            ("size", .int(pageSize)), ("sort", [["order_id": "asc"]]), ("_source", ["order_id", "version", "customer.version"]),
+            ("size", .int(pageSize)), ("sort", [.object(JSONObject([(IndexField.orderID.path, "asc")]))]),
+            ("_source", .array([IndexField.orderID, .version, .customerVersion].map { .string($0.path) })),
             ("query", ["match_all": [:]]),
         ])
         if let after { body["search_after"] = [.string(after)] }
         let result = try await client.search(layout.alias, body: JSONValue.object(body).serializedBytes)
         return (result["hits"]?["hits"]?.arrayValue ?? []).compactMap { hit in
-            guard let source = hit["_source"], let id = source["order_id"]?.stringValue else { return nil }
-            let order = source["version"]?.intValue ?? 0, customer = source["customer"]?["version"]?.intValue ?? 0
+            guard let source = hit["_source"], let id = source[.orderID]?.stringValue else { return nil }
+            let order = source[.version]?.intValue ?? 0, customer = source[.customerVersion]?.intValue ?? 0
             return (id, DocumentVersion(order: order, customer: customer).packed)
         }
     }

@@ -4,6 +4,7 @@ import JSONSupport
 import Logging
 import Metrics
 import LibPQClient
+import OrderStore
 import ReadModel
 
 /// Claims a batch of outbox events, indexes the documents they affect and
@@ -57,7 +58,7 @@ public struct OutboxProcessor: Sendable {
         DELETE FROM outbox WHERE id IN (
             SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type,
-                  (extract(epoch FROM occurred_at) * 1000)::bigint, (extract(epoch FROM created_at) * 1000000)::bigint
+                  \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))
         """
 
     /// Processes one batch; returns the number of events it consumed (0 when the outbox was empty).
@@ -79,8 +80,9 @@ public struct OutboxProcessor: Sendable {
         let rows = try await connection.query(Self.claimSQL, [configuration.batchSize])
         guard !rows.isEmpty else { return 0 }
         let events = rows.map {
-            ClaimedEvent(id: $0.int64(0)!, aggregateType: $0.string(1)!, aggregateID: $0.string(2)!, aggregateVersion: $0.int(3)!,
-                         eventType: $0.string(4)!, occurredAtMs: $0.int64(5)!, createdAtUs: $0.int64(6)!)
+            ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
+                         aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
+                         occurredAtMs: $0.int64("occurred_at")!, createdAtUs: $0.int64("created_at_us")!)
         }
         // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
         // a target waits until this batch is done with it.
@@ -124,7 +126,7 @@ public struct OutboxProcessor: Sendable {
             try await connection.query(
                 """
                 INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
-                VALUES ($1, $2, $3, $4, $5::jsonb, 'epoch'::timestamptz + $6::bigint * interval '1 millisecond', $7, $8)
+                VALUES ($1, $2, $3, $4, $5::jsonb, \(SQL.ts(6)), $7, $8)
                 """,
                 [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, rejection.document, event.occurredAtMs,
                  rejection.status, rejection.errorType]

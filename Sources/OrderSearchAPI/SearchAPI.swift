@@ -9,6 +9,7 @@ import RequestParsing
 import Security
 import TokenSigning
 import ServiceSupport
+import IndexSchema
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
 public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
@@ -97,14 +98,14 @@ struct SearchHandlers: Sendable {
         let found = try await mapErrors { () async throws(ElasticsearchError) -> (source: JSONValue, version: Int64)? in
             try await client.get(alias, id: id)
         }
-        guard let found, scope == nil || found.source["customer"]?["id"]?.stringValue == scope else {
+        guard let found, scope == nil || found.source[.customerID]?.stringValue == scope else {
             throw Problem(.notFound, detail: "no indexed order has this id (yet)")
         }
         var w = JSONWriter(capacity: 2048)
         Self.renderHit(source: found.source, highlight: nil, into: &w)
         var headers = HTTPFields()
         if let caughtUp { headers[HTTPField.Name("Read-Model-Caught-Up")!] = caughtUp ? "true" : "false" }
-        if let version = found.source["version"]?.intValue { headers[.eTag] = "\"\(version)\"" }
+        if let version = found.source[.version]?.intValue { headers[.eTag] = "\"\(version)\"" }
         return Response.json(.ok, bytes: w.bytes, headers: headers)
     }
 
@@ -166,17 +167,17 @@ struct SearchHandlers: Sendable {
     }
 
     private func appliedCount(_ token: ConsistencyToken) async throws(ElasticsearchError) -> Bool {
-            switch token.aggregateType {
-            case .order:
-                let query: JSONValue = ["bool": ["filter": [["term": ["order_id": .string(token.aggregateID)]],
-                                                            ["range": ["version": ["gte": .int(token.version)]]]]]]
-                return try await client.count(alias, query: query) > 0
-            case .customer:
-                // Applied when no document of this customer still shows an older version.
-                let query: JSONValue = ["bool": ["filter": [["term": ["customer.id": .string(token.aggregateID)]],
-                                                            ["range": ["customer.version": ["lt": .int(token.version)]]]]]]
-                return try await client.count(alias, query: query) == 0
-            }
+        func filter(_ id: IndexField, _ version: IndexField, _ comparison: String) -> JSONValue {
+            ["bool": ["filter": [["term": .object(JSONObject([(id.path, .string(token.aggregateID))]))],
+                                 ["range": .object(JSONObject([(version.path, .object(JSONObject([(comparison, .int(token.version))])))]))]]]]
+        }
+        switch token.aggregateType {
+        case .order:
+            return try await client.count(alias, query: filter(.orderID, .version, "gte")) > 0
+        case .customer:
+            // Applied when no document of this customer still shows an older version.
+            return try await client.count(alias, query: filter(.customerID, .customerVersion, "lt")) == 0
+        }
     }
 
     // MARK: - errors
@@ -264,33 +265,34 @@ struct SearchHandlers: Sendable {
     static func renderHit(source s: JSONValue, highlight: JSONValue?, into w: inout JSONWriter) {
         func str(_ v: JSONValue?) { if let v, case .string(let x) = v { w.string(x) } else { w.raw("null") } }
         func num(_ v: JSONValue?) { if let v, case .number(let x) = v { w.rawBytes(x.utf8) } else { w.raw("null") } }
-        w.raw("{\"id\":"); str(s["order_id"])
-        w.raw(",\"version\":"); num(s["version"])
-        w.raw(",\"status\":"); str(s["status"])
-        w.raw(",\"customer\":{\"id\":"); str(s["customer"]?["id"])
-        w.raw(",\"name\":"); str(s["customer"]?["name"])
-        w.raw(",\"email\":"); str(s["customer"]?["email"])
-        w.raw("},\"currency\":"); str(s["currency"])
-        w.raw(",\"total\":"); str(s["total"])
-        w.raw(",\"item_count\":"); num(s["item_count"])
+        // Output keys are the API's (the contract's hit shape); values are read by index field.
+        w.raw("{\"id\":"); str(s[.orderID])
+        w.raw(",\"version\":"); num(s[.version])
+        w.raw(",\"status\":"); str(s[.status])
+        w.raw(",\"customer\":{\"id\":"); str(s[.customerID])
+        w.raw(",\"name\":"); str(s[.customerName])
+        w.raw(",\"email\":"); str(s[.customerEmail])
+        w.raw("},\"currency\":"); str(s[.currency])
+        w.raw(",\"total\":"); str(s[.total])
+        w.raw(",\"item_count\":"); num(s[.itemCount])
         w.raw(",\"items\":[")
-        for (i, item) in (s["items"]?.arrayValue ?? []).enumerated() {
+        for (i, item) in (s[.items]?.arrayValue ?? []).enumerated() {
             if i > 0 { w.raw(",") }
-            w.raw("{\"sku\":"); str(item["sku"])
-            w.raw(",\"name\":"); str(item["name"])
-            w.raw(",\"quantity\":"); num(item["quantity"])
-            w.raw(",\"unit_price\":"); str(item["unit_price"])
+            w.raw("{\"sku\":"); str(item[IndexField.itemSKU.leaf])
+            w.raw(",\"name\":"); str(item[IndexField.itemName.leaf])
+            w.raw(",\"quantity\":"); num(item[IndexField.itemQuantity.leaf])
+            w.raw(",\"unit_price\":"); str(item[IndexField.itemUnitPrice.leaf])
             w.raw("}")
         }
-        w.raw("],\"shipping_country\":"); str(s["shipping_country"])
-        w.raw(",\"shipping_city\":"); str(s["shipping_city"])
-        w.raw(",\"created_at\":"); str(s["created_at"])
-        w.raw(",\"updated_at\":"); str(s["updated_at"])
+        w.raw("],\"shipping_country\":"); str(s[.shippingCountry])
+        w.raw(",\"shipping_city\":"); str(s[.shippingCity])
+        w.raw(",\"created_at\":"); str(s[.createdAt])
+        w.raw(",\"updated_at\":"); str(s[.updatedAt])
         if let highlight {
             w.raw(",\"highlight\":{")
             var first = true
             for field in SearchQuery.highlightFields {
-                guard let fragments = highlight[field.index]?.arrayValue else { continue }
+                guard let fragments = highlight[field.index.path]?.arrayValue else { continue }
                 if !first { w.raw(",") }
                 first = false
                 w.key(field.api)

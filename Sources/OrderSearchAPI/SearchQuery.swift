@@ -1,4 +1,5 @@
 import JSONSupport
+import IndexSchema
 import OrderDomain
 import RequestParsing
 import Security
@@ -34,52 +35,50 @@ struct SearchQuery {
     ]
 
     /// Highlight field in the index → field name in the API response.
-    static let highlightFields: [(index: String, api: String)] = [
-        ("customer.name", "customer.name"), ("customer.email.text", "customer.email"), ("item_names", "items.name"),
-        ("item_skus.text", "items.sku"), ("note", "note"), ("shipping_city", "shipping_city"), ("tracking_number.text", "tracking_number"),
+    static let highlightFields: [(index: IndexField, api: String)] = [
+        (.customerName, "customer.name"), (.customerEmailText, "customer.email"), (.itemNames, "items.name"),
+        (.itemSKUsText, "items.sku"), (.note, "note"), (.shippingCity, "shipping_city"), (.trackingNumberText, "tracking_number"),
     ]
 
-    /// Field names of the sort, in order (the cursor validates against them).
-    var sortFields: [String] {
-        switch parameters.sort {
-        case .relevance: ["_score", "created_at", "order_id"]
-        case .createdAtDescending, .createdAt: ["created_at", "order_id"]
-        case .total, .totalDescending: ["total", "order_id"]
+    /// The sort: (field, direction) pairs, always ending with the unique order id.
+    var sortKeys: [(field: String, direction: String)] {
+        let created = IndexField.createdAt.path, total = IndexField.total.path, id = IndexField.orderID.path
+        return switch parameters.sort {
+        case .relevance: [("_score", "desc"), (created, "desc"), (id, "asc")]
+        case .createdAtDescending: [(created, "desc"), (id, "asc")]
+        case .createdAt: [(created, "asc"), (id, "asc")]
+        case .total: [(total, "asc"), (id, "asc")]
+        case .totalDescending: [(total, "desc"), (id, "asc")]
         }
     }
 
-    var sort: JSONValue {
-        switch parameters.sort {
-        case .relevance: [["_score": "desc"], ["created_at": "desc"], ["order_id": "asc"]]
-        case .createdAtDescending: [["created_at": "desc"], ["order_id": "asc"]]
-        case .createdAt: [["created_at": "asc"], ["order_id": "asc"]]
-        case .total: [["total": "asc"], ["order_id": "asc"]]
-        case .totalDescending: [["total": "desc"], ["order_id": "asc"]]
-        }
-    }
+    /// Field names of the sort, in order (the cursor validates against them).
+    var sortFields: [String] { sortKeys.map(\.field) }
+
+    var sort: JSONValue { .array(sortKeys.map { .object(JSONObject([($0.field, .string($0.direction))])) }) }
 
     enum Facet: CaseIterable { case status, country, currency, total, created }
 
     func facetFilters(except excluded: Facet?) -> [JSONValue] {
         var filters: [JSONValue] = []
-        if excluded != .status, !parameters.statuses.isEmpty { filters.append(["terms": ["status": .array(parameters.statuses.map { .string($0) })]]) }
+        if excluded != .status, !parameters.statuses.isEmpty { filters.append(["terms": .object(JSONObject([(IndexField.status.path, .array(parameters.statuses.map { .string($0) }))]))]) }
         if excluded != .country, !parameters.countries.isEmpty {
-            filters.append(["terms": ["shipping_country": .array(parameters.countries.map { .string($0) })]])
+            filters.append(["terms": .object(JSONObject([(IndexField.shippingCountry.path, .array(parameters.countries.map { .string($0) }))]))])
         }
         if excluded != .currency, !parameters.currencies.isEmpty {
-            filters.append(["terms": ["currency": .array(parameters.currencies.map { .string($0) })]])
+            filters.append(["terms": .object(JSONObject([(IndexField.currency.path, .array(parameters.currencies.map { .string($0) }))]))])
         }
         if excluded != .total, parameters.totalMin != nil || parameters.totalMax != nil {
             var range = JSONObject()
             if let min = parameters.totalMin { range["gte"] = .number(min.description) }
             if let max = parameters.totalMax { range["lte"] = .number(max.description) }
-            filters.append(["range": ["total": .object(range)]])
+            filters.append(["range": .object(JSONObject([(IndexField.total.path, .object(range))]))])
         }
         if excluded != .created, parameters.createdFrom != nil || parameters.createdTo != nil {
             var range = JSONObject()
             if let from = parameters.createdFrom { range["gte"] = .string(from.rfc3339) }
             if let to = parameters.createdTo { range["lt"] = .string(to.rfc3339) }
-            filters.append(["range": ["created_at": .object(range)]])
+            filters.append(["range": .object(JSONObject([(IndexField.createdAt.path, .object(range))]))])
         }
         return filters
     }
@@ -87,8 +86,8 @@ struct SearchQuery {
     var textQuery: JSONValue? {
         guard let q = parameters.q else { return nil }
         let text = JSONValue.string(q)
-        let fields: JSONValue = ["customer.name^3", "customer.email.text^2", "item_names^2", "item_skus.text^2", "note", "shipping_city",
-                                 "tracking_number.text"]
+        let fields: JSONValue = .array([(IndexField.customerName, 3), (.customerEmailText, 2), (.itemNames, 2), (.itemSKUsText, 2), (.note, 1),
+                                        (.shippingCity, 1), (.trackingNumberText, 1)].map { .string($0.1 == 1 ? $0.0.path : "\($0.0.path)^\($0.1)") })
         return ["bool": [
             "should": [
                 // Search as you type: every word but the last typo-tolerant, the last one a prefix.
@@ -101,23 +100,29 @@ struct SearchQuery {
                     "query": text, "type": "best_fields", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
                     "fields": fields,
                 ]],
-                ["term": ["order_id": ["value": text, "boost": 10]]],
-                ["term": ["customer.id": ["value": text, "boost": 5]]],
-                ["term": ["customer.email": ["value": text, "boost": 5]]],
-                ["term": ["item_skus": ["value": text, "boost": 5]]],
-                ["term": ["tracking_number": ["value": text, "boost": 5]]],
+                Self.exact(.orderID, text, boost: 10), Self.exact(.customerID, text, boost: 5), Self.exact(.customerEmail, text, boost: 5),
+                Self.exact(.itemSKUs, text, boost: 5), Self.exact(.trackingNumber, text, boost: 5),
             ],
             "minimum_should_match": 1,
         ]]
+    }
+
+    /// An exact match on a keyword field, scored with `boost`.
+    static func exact(_ field: IndexField, _ text: JSONValue, boost: Int) -> JSONValue {
+        ["term": .object(JSONObject([(field.path, ["value": text, "boost": .int(boost)])]))]
     }
 
     func body() -> [UInt8] {
         var must: [JSONValue] = []
         if let text = textQuery { must.append(text) }
         var filter: [JSONValue] = []
-        if let scopeCustomerID { filter.append(["term": ["customer.id": .string(scopeCustomerID)]]) }
-        if !parameters.customerIDs.isEmpty { filter.append(["terms": ["customer.id": .array(parameters.customerIDs.map { .string($0) })]]) }
-        if !parameters.skus.isEmpty { filter.append(["terms": ["item_skus": .array(parameters.skus.map { .string($0) })]]) }
+        if let scopeCustomerID { filter.append(["term": .object(JSONObject([(IndexField.customerID.path, .string(scopeCustomerID))]))]) }
+        if !parameters.customerIDs.isEmpty {
+            filter.append(["terms": .object(JSONObject([(IndexField.customerID.path, .array(parameters.customerIDs.map { .string($0) }))]))])
+        }
+        if !parameters.skus.isEmpty {
+            filter.append(["terms": .object(JSONObject([(IndexField.itemSKUs.path, .array(parameters.skus.map { .string($0) }))]))])
+        }
 
         func filtered(_ facet: Facet, _ aggregation: JSONValue) -> JSONValue {
             let filters = facetFilters(except: facet)
@@ -138,17 +143,19 @@ struct SearchQuery {
         if !postFilters.isEmpty { object["post_filter"] = ["bool": ["filter": .array(postFilters)]] }
         object["sort"] = sort
         if let searchAfter { object["search_after"] = .array(searchAfter) }
-        object["_source"] = ["excludes": ["item_names", "item_skus"]]
+        object["_source"] = ["excludes": .array(IndexField.searchOnly.map { .string($0.path) })]
         object["aggs"] = [
-            "status": filtered(.status, ["terms": ["field": "status", "size": .int(parameters.facetSize), "order": termsOrder]]),
-            "country": filtered(.country, ["terms": ["field": "shipping_country", "size": .int(parameters.facetSize), "order": termsOrder]]),
-            "currency": filtered(.currency, ["terms": ["field": "currency", "size": .int(parameters.facetSize), "order": termsOrder]]),
-            "total_range": filtered(.total, ["range": ["field": "total", "ranges": .array(ranges)]]),
-            "created_month": filtered(.created, ["terms": ["field": "created_month", "size": 1200, "order": ["_key": "asc"]]]),
+            "status": filtered(.status, ["terms": ["field": .string(IndexField.status.path), "size": .int(parameters.facetSize), "order": termsOrder]]),
+            "country": filtered(.country, ["terms": ["field": .string(IndexField.shippingCountry.path), "size": .int(parameters.facetSize),
+                                                     "order": termsOrder]]),
+            "currency": filtered(.currency, ["terms": ["field": .string(IndexField.currency.path), "size": .int(parameters.facetSize),
+                                                       "order": termsOrder]]),
+            "total_range": filtered(.total, ["range": ["field": .string(IndexField.total.path), "ranges": .array(ranges)]]),
+            "created_month": filtered(.created, ["terms": ["field": .string(IndexField.createdMonth.path), "size": 1200, "order": ["_key": "asc"]]]),
         ]
         if parameters.q != nil {
             var fields = JSONObject()
-            for field in Self.highlightFields { fields[field.index] = ["number_of_fragments": 0] }
+            for field in Self.highlightFields { fields[field.index.path] = ["number_of_fragments": 0] }
             // encoder html: the document's text comes back HTML-escaped, so `<mark>` is the only markup.
             object["highlight"] = ["encoder": "html", "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "require_field_match": false,
                                    "fields": .object(fields)]

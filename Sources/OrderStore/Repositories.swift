@@ -64,10 +64,7 @@ enum OrderRepository {
             """
             UPDATE orders SET version = $2, status = $3, payment_reference = $4, carrier = $5, tracking_number = $6,
                 cancel_reason = $7, updated_at = \(SQL.ts(8)),
-                paid_at = ('epoch'::timestamptz + $9::bigint * interval '1 millisecond'),
-                shipped_at = ('epoch'::timestamptz + $10::bigint * interval '1 millisecond'),
-                delivered_at = ('epoch'::timestamptz + $11::bigint * interval '1 millisecond'),
-                cancelled_at = ('epoch'::timestamptz + $12::bigint * interval '1 millisecond')
+                paid_at = \(SQL.ts(9)), shipped_at = \(SQL.ts(10)), delivered_at = \(SQL.ts(11)), cancelled_at = \(SQL.ts(12))
             WHERE id = $1
             """,
             [o.id, o.version, o.status.rawValue, o.paymentReference, o.carrier, o.trackingNumber, o.cancelReason,

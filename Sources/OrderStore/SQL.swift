@@ -1,11 +1,19 @@
 import OrderDomain
 import LibPQClient
 
-/// SQL fragments shared by the store's statements: timestamps travel as epoch
-/// milliseconds so nothing is lost or rounded between Swift and PostgreSQL.
-enum SQL {
-    static func ms(_ column: String) -> String { "(extract(epoch FROM \(column)) * 1000)::bigint AS \(column)" }
-    static func ts(_ parameter: Int) -> String { "('epoch'::timestamptz + $\(parameter)::bigint * interval '1 millisecond')" }
+/// SQL fragments shared by every statement of the system: timestamps travel as
+/// epoch milliseconds so nothing is lost or rounded between Swift and PostgreSQL.
+public enum SQL {
+    /// `column` as epoch milliseconds, named `alias` (default: the column's own name).
+    public static func ms(_ column: String, as alias: String? = nil) -> String {
+        "(extract(epoch FROM \(column)) * 1000)::bigint AS \(alias ?? column)"
+    }
+
+    /// `column` as epoch microseconds, named `alias`.
+    public static func us(_ column: String, as alias: String) -> String { "(extract(epoch FROM \(column)) * 1000000)::bigint AS \(alias)" }
+
+    /// The timestamp of the epoch-milliseconds parameter `$n`.
+    public static func ts(_ parameter: Int) -> String { "('epoch'::timestamptz + $\(parameter)::bigint * interval '1 millisecond')" }
 
     static let orderColumns = """
         id, version, status, customer_id, currency, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country,

@@ -1,25 +1,56 @@
 import OrderDomain
 import LibPQClient
+import OrderStore
 
 /// Reads order documents from the write database: the same builder serves the
 /// indexer, the reindex and verify, so all three agree on content and version.
 public enum OrderDocumentSource {
     static let selectDocuments = """
-        SELECT o.id, o.version, o.status, o.currency, o.total::text, o.ship_country, o.ship_city, o.tracking_number, o.note,
-               (extract(epoch FROM o.created_at) * 1000)::bigint, (extract(epoch FROM o.updated_at) * 1000)::bigint,
-               c.id, c.version, c.name, c.email, c.country
+        SELECT o.id, o.version, o.status, o.currency, o.total::text AS total, o.ship_country, o.ship_city, o.tracking_number, o.note,
+               \(SQL.ms("o.created_at", as: "created_at")), \(SQL.ms("o.updated_at", as: "updated_at")),
+               c.id AS customer_id, c.version AS customer_version, c.name AS customer_name, c.email AS customer_email,
+               c.country AS customer_country
         FROM orders o JOIN customers c ON c.id = o.customer_id
         """
+
+    static let selectItems = "SELECT order_id, sku, name, quantity, unit_price::text AS unit_price FROM order_items"
+
+    /// Column positions of a documents result, looked up by name once per result.
+    struct DocumentColumns {
+        let id, version, status, currency, total, shipCountry, shipCity, trackingNumber, note, createdAt, updatedAt: Int
+        let customerID, customerVersion, customerName, customerEmail, customerCountry: Int
+
+        init(_ rows: PostgresRows) {
+            func c(_ name: String) -> Int {
+                guard let index = rows.columnIndex(name) else { preconditionFailure("selectDocuments has no column \(name)") }
+                return index
+            }
+            (id, version, status, currency, total) = (c("id"), c("version"), c("status"), c("currency"), c("total"))
+            (shipCountry, shipCity, trackingNumber, note) = (c("ship_country"), c("ship_city"), c("tracking_number"), c("note"))
+            (createdAt, updatedAt) = (c("created_at"), c("updated_at"))
+            (customerID, customerVersion, customerName) = (c("customer_id"), c("customer_version"), c("customer_name"))
+            (customerEmail, customerCountry) = (c("customer_email"), c("customer_country"))
+        }
+    }
+
+    struct ItemColumns {
+        let orderID, sku, name, quantity, unitPrice: Int
+
+        init(_ rows: PostgresRows) {
+            func c(_ name: String) -> Int {
+                guard let index = rows.columnIndex(name) else { preconditionFailure("selectItems has no column \(name)") }
+                return index
+            }
+            (orderID, sku, name, quantity, unitPrice) = (c("order_id"), c("sku"), c("name"), c("quantity"), c("unit_price"))
+        }
+    }
 
     /// Documents for the given ids (ids that do not exist are left out), in id order.
     public static func documents(ids: [String], on connection: LibPQConnection) throws -> [OrderDocument] {
         guard !ids.isEmpty else { return [] }
         let array = PostgresTextArray(ids)
         let orders = try connection.query(selectDocuments + " WHERE o.id = ANY($1::text[]) ORDER BY o.id", [array])
-        let items = try connection.query(
-            "SELECT order_id, sku, name, quantity, unit_price::text FROM order_items WHERE order_id = ANY($1::text[]) ORDER BY order_id, position",
-            [array]
-        )
+        let items = try connection.query(selectItems + " WHERE order_id = ANY($1::text[]) ORDER BY order_id, position", [array])
         return assemble(orders: orders, items: items)
     }
 
@@ -29,39 +60,40 @@ public enum OrderDocumentSource {
         let orders = try connection.query(
             selectDocuments + " WHERE o.id > $1 ORDER BY o.id LIMIT $2", [after ?? "", limit]
         )
-        guard let last = orders.isEmpty ? nil : orders[orders.count - 1].string(0) else { return [] }
-        let items = try connection.query(
-            """
-            SELECT order_id, sku, name, quantity, unit_price::text FROM order_items
-            WHERE order_id > $1 AND order_id <= $2 ORDER BY order_id, position
-            """,
-            [after ?? "", last]
-        )
+        guard let last = orders.isEmpty ? nil : orders[orders.count - 1].string("id") else { return [] }
+        let items = try connection.query(selectItems + " WHERE order_id > $1 AND order_id <= $2 ORDER BY order_id, position",
+                                         [after ?? "", last])
         return assemble(orders: orders, items: items)
     }
 
     static func assemble(orders: PostgresRows, items: PostgresRows) -> [OrderDocument] {
         var documents: [OrderDocument] = []
         documents.reserveCapacity(orders.count)
+        guard !orders.isEmpty else { return [] }
+        let o = DocumentColumns(orders)
+        let i = items.isEmpty ? nil : ItemColumns(items)
         var itemIndex = 0
         let itemCount = items.count
         for row in orders {
-            let id = row.string(0)!
+            let id = row.string(o.id)!
             var lines: [OrderDocument.Line] = []
             // Both results are ordered by order id, so one merge pass pairs them.
-            while itemIndex < itemCount, let itemOrder = items[itemIndex].string(0), itemOrder <= id {
+            while let i, itemIndex < itemCount, let itemOrder = items[itemIndex].string(i.orderID), itemOrder <= id {
                 if itemOrder == id {
                     let item = items[itemIndex]
-                    lines.append(.init(sku: item.string(1)!, name: item.string(2)!, quantity: item.int(3)!, unitPrice: item.string(4)!))
+                    lines.append(.init(sku: item.string(i.sku)!, name: item.string(i.name)!, quantity: item.int(i.quantity)!,
+                                       unitPrice: item.string(i.unitPrice)!))
                 }
                 itemIndex += 1
             }
             documents.append(OrderDocument(
-                orderID: id, version: row.int(1)!, status: row.string(2)!, customerID: row.string(11)!,
-                customerVersion: row.int(12)!, customerName: row.string(13)!, customerEmail: row.string(14)!,
-                customerCountry: row.string(15)!, currency: row.string(3)!, total: row.string(4)!, items: lines,
-                shippingCountry: row.string(5)!, shippingCity: row.string(6)!, trackingNumber: row.string(7), note: row.string(8),
-                createdAt: Timestamp(millisecondsSinceEpoch: row.int64(9)!), updatedAt: Timestamp(millisecondsSinceEpoch: row.int64(10)!)
+                orderID: id, version: row.int(o.version)!, status: row.string(o.status)!, customerID: row.string(o.customerID)!,
+                customerVersion: row.int(o.customerVersion)!, customerName: row.string(o.customerName)!,
+                customerEmail: row.string(o.customerEmail)!, customerCountry: row.string(o.customerCountry)!,
+                currency: row.string(o.currency)!, total: row.string(o.total)!, items: lines, shippingCountry: row.string(o.shipCountry)!,
+                shippingCity: row.string(o.shipCity)!, trackingNumber: row.string(o.trackingNumber), note: row.string(o.note),
+                createdAt: Timestamp(millisecondsSinceEpoch: row.int64(o.createdAt)!),
+                updatedAt: Timestamp(millisecondsSinceEpoch: row.int64(o.updatedAt)!)
             ))
         }
         return documents

@@ -1,5 +1,6 @@
 import JSONSupport
 import TokenSigning
+import IndexSchema
 
 /// The opaque `next_cursor`: the `search_after` values of the last hit and
 /// the fingerprint of the query they belong to, signed with `SIGNING_KEY`
@@ -27,9 +28,9 @@ public struct Cursor: Sendable {
         else { return nil }
         for (field, value) in zip(sortFields, values) {
             switch (field, value) {
-            case ("order_id", .string): continue
-            case ("_score", .number), ("total", .number): continue
-            case ("created_at", .number(let n)) where Int64(n) != nil: continue
+            case (IndexField.orderID.path, .string): continue
+            case ("_score", .number), (IndexField.total.path, .number): continue
+            case (IndexField.createdAt.path, .number(let n)) where Int64(n) != nil: continue
             default: return nil
             }
         }
