@@ -189,9 +189,11 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "LibPQClient", "RequestParsing", "Security",
-                                                               "TokenSigning", "JSONSupport"], swiftSettings: swiftSettings),
+                                                               "TokenSigning", "JSONSupport", "ServiceSupport", "ElasticsearchClient"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "OrderSearchAPITests", dependencies: ["OrderSearchAPI", "ElasticsearchClient", "RequestParsing", "TokenSigning",
-                                                                "JSONSupport"], swiftSettings: swiftSettings),
+                                                                "JSONSupport", "Security", "ServiceSupport", "OrderDomain"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "RequestParsingTests", dependencies: ["RequestParsing", "TokenSigning", "JSONSupport"],
                     resources: [.copy("Corpus")], swiftSettings: swiftSettings),
         .testTarget(

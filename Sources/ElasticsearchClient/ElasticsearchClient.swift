@@ -19,6 +19,13 @@ public struct ElasticsearchError: Error, Sendable, CustomStringConvertible {
     /// `error.type` from the cluster's error body (for logs), never its reason text.
     public let errorType: String?
 
+    /// For other `SearchBackend`s (and their tests) to report failures the same way.
+    public init(code: Code, status: Int?, errorType: String?) {
+        self.code = code
+        self.status = status
+        self.errorType = errorType
+    }
+
     public var description: String {
         var s = "ElasticsearchError(\(code.rawValue)"
         if let status { s += ", status \(status)" }

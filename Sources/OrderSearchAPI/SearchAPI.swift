@@ -12,7 +12,7 @@ import ServiceSupport
 import IndexSchema
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
-public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
+public func buildSearchRouter(client: some SearchBackend, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,
                               consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
     let publicPaths = AuthenticationMiddleware.defaultPublicPaths.union(StaffPage.paths)
     let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument, isPublic: { publicPaths.contains($0) }) {
@@ -32,7 +32,7 @@ public func buildSearchRouter(client: ElasticsearchClient, alias: String, auth: 
 public let searchAPIDocument = OpenAPIDocument.load(.module)
 
 public func buildSearchApplication(
-    client: ElasticsearchClient, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort,
+    client: some SearchBackend, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner, address: HostAndPort,
     limits: HTTPServerLimits = .init(), consistency: ConsistencyWaitPolicy = .init(), logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -44,7 +44,7 @@ public func buildSearchApplication(
 }
 
 struct SearchHandlers: Sendable {
-    let client: ElasticsearchClient
+    let client: any SearchBackend
     let alias: String
     let signer: TokenSigner
     let consistency: ConsistencyWaitPolicy
