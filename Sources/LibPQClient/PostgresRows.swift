@@ -60,6 +60,13 @@ public struct PostgresRows: Sendable, Sequence {
 extension PostgresRows {
     /// The position of a result column, for reading many rows by name without a lookup per value.
     public func columnIndex(_ name: String) -> Int? { columns.firstIndex(of: name) }
+
+    /// The position of a column the statement itself selects: its absence is a
+    /// programming error in that statement, not a runtime condition.
+    public func requiredColumn(_ name: String) -> Int {
+        guard let index = columns.firstIndex(of: name) else { preconditionFailure("the result has no column \(name)") }
+        return index
+    }
 }
 
 public struct PostgresRow: Sendable {

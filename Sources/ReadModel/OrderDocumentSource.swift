@@ -21,10 +21,7 @@ public enum OrderDocumentSource {
         let customerID, customerVersion, customerName, customerEmail, customerCountry: Int
 
         init(_ rows: PostgresRows) {
-            func c(_ name: String) -> Int {
-                guard let index = rows.columnIndex(name) else { preconditionFailure("selectDocuments has no column \(name)") }
-                return index
-            }
+            let c = rows.requiredColumn
             (id, version, status, currency, total) = (c("id"), c("version"), c("status"), c("currency"), c("total"))
             (shipCountry, shipCity, trackingNumber, note) = (c("ship_country"), c("ship_city"), c("tracking_number"), c("note"))
             (createdAt, updatedAt) = (c("created_at"), c("updated_at"))
@@ -37,10 +34,7 @@ public enum OrderDocumentSource {
         let orderID, sku, name, quantity, unitPrice: Int
 
         init(_ rows: PostgresRows) {
-            func c(_ name: String) -> Int {
-                guard let index = rows.columnIndex(name) else { preconditionFailure("selectItems has no column \(name)") }
-                return index
-            }
+            let c = rows.requiredColumn
             (orderID, sku, name, quantity, unitPrice) = (c("order_id"), c("sku"), c("name"), c("quantity"), c("unit_price"))
         }
     }
