@@ -34,25 +34,6 @@ public enum Observability {
         factory.durationHistogramBuckets["indexer_bulk_duration_seconds"] = fine
         MetricsSystem.bootstrap(factory)
     }
-
-    /// Adds `/health`, `/ready` and `/metrics`. `readiness` names the first
-    /// dependency that does not answer, or nil when all do.
-    static func addOperationalRoutes(to router: Router<AppRequestContext>, readiness: @escaping @Sendable () async -> String?) {
-        router.get("/health") { _, _ in Response.json(.ok, #"{"status":"ok"}"#) }
-        router.get("/ready") { _, _ in
-            if let failed = await readiness() {
-                throw Problem(.serviceUnavailable, detail: "dependency not ready: \(failed)", extensions: [("dependency", failed)])
-            }
-            return Response.json(.ok, #"{"status":"ready"}"#)
-        }
-        router.get("/metrics") { _, context in
-            try context.requireRole([.metrics, .staff])
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
-            )
-        }
-    }
 }
 
 /// Runs services until SIGTERM or SIGINT, then shuts them down gracefully.
@@ -61,11 +42,4 @@ public func runUntilSignalled(_ services: [any Service], logger: Logger) async t
         configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     )
     try await group.run()
-}
-
-import Foundation
-
-public enum ProcessInfoEnvironment {
-    public static func value(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
-    public static var all: [String: String] { ProcessInfo.processInfo.environment }
 }
