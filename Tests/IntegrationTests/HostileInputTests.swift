@@ -223,31 +223,6 @@ import Glibc
             _ = waiter
         }
     }
-
-    @Test func curlQueueIsBoundedAndStuckPeersHitTheLowSpeedLimit() async throws {
-        // A peer that accepts and never answers.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback(port: 0)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        listen(fd, 16)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        let url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/"
-        var configuration = CurlHTTPClient.Configuration()
-        configuration.threads = 1
-        configuration.maxQueued = 0
-        configuration.requestTimeout = .seconds(60)
-        configuration.lowSpeedTime = .seconds(2)
-        let http = CurlHTTPClient(configuration: configuration)
-        defer { Task { await http.shutdown() } }
-        let stuck = Task { try await http.execute(method: "GET", url: url) }
-        try await Task.sleep(for: .milliseconds(300))
-        await #expect { try await http.execute(method: "GET", url: url) } throws: { ($0 as? TransportError)?.kind == .busy }
-        let started = ContinuousClock.now
-        await #expect { try await stuck.value } throws: { ($0 as? TransportError)?.kind == .timeout }
-        #expect(ContinuousClock.now - started < .seconds(30))  // the low-speed limit, not the 60 s request timeout
-    }
 }
 
 /// 127.0.0.1:port as a socket address.
