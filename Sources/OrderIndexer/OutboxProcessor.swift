@@ -77,28 +77,37 @@ public struct OutboxProcessor: Sendable {
     }
 
     private func process(on connection: ReservedConnection) async throws -> Int {
-        let rows = try await connection.query(Self.claimSQL, [configuration.batchSize])
-        guard !rows.isEmpty else { return 0 }
-        let events = rows.map {
+        let events = try await claim(on: connection)
+        guard !events.isEmpty else { return 0 }
+        // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
+        // a target waits until this batch is done with it.
+        let shadows = try await connection.query("SELECT index_name FROM index_targets ORDER BY index_name FOR SHARE").map { $0.string(0)! }
+        let orderEvents = events.filter { $0.aggregateType == "order" }
+        let customerEvents = events.filter { $0.aggregateType != "order" }
+        let rejected = try await indexOrders(of: orderEvents, shadows: shadows, on: connection)
+            + fanOutCustomerChanges(customerEvents, shadows: shadows, on: connection)
+        for (event, rejection) in rejected { try await deadLetter(event, rejection, on: connection) }
+        recordAcknowledged(events)
+        return events.count
+    }
+
+    private func claim(on connection: ReservedConnection) async throws -> [ClaimedEvent] {
+        try await connection.query(Self.claimSQL, [configuration.batchSize]).map {
             ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
                          aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
                          occurredAtMs: $0.int64("occurred_at")!, createdAtUs: $0.int64("created_at_us")!)
         }
-        // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
-        // a target waits until this batch is done with it.
-        let shadows = try await connection.query("SELECT index_name FROM index_targets ORDER BY index_name FOR SHARE").map { $0.string(0)! }
+    }
 
+    /// Re-indexes each order named by the events once; returns the events whose document was refused.
+    private func indexOrders(of events: [ClaimedEvent], shadows: [String], on connection: ReservedConnection) async throws
+        -> [(ClaimedEvent, Rejection)]
+    {
         var orderIDs: [String] = []
-        var seen = Set<String>()
         var eventsByOrder: [String: [ClaimedEvent]] = [:]
-        var customerEvents: [ClaimedEvent] = []
         for event in events {
-            if event.aggregateType == "order" {
-                if seen.insert(event.aggregateID).inserted { orderIDs.append(event.aggregateID) }
-                eventsByOrder[event.aggregateID, default: []].append(event)
-            } else {
-                customerEvents.append(event)
-            }
+            if eventsByOrder[event.aggregateID] == nil { orderIDs.append(event.aggregateID) }
+            eventsByOrder[event.aggregateID, default: []].append(event)
         }
         var rejected: [(ClaimedEvent, Rejection)] = []
         for chunk in orderIDs.chunked(configuration.fanOutChunk) {
@@ -106,8 +115,15 @@ public struct OutboxProcessor: Sendable {
                 for event in eventsByOrder[rejection.orderID] ?? [] { rejected.append((event, rejection)) }
             }
         }
-        // A customer change re-indexes every order of that customer, in chunks.
-        for event in Dictionary(grouping: customerEvents, by: \.aggregateID).values.compactMap({ $0.max { $0.id < $1.id } }) {
+        return rejected
+    }
+
+    /// A customer change re-indexes every order of that customer, in chunks (the latest event per customer).
+    private func fanOutCustomerChanges(_ events: [ClaimedEvent], shadows: [String], on connection: ReservedConnection) async throws
+        -> [(ClaimedEvent, Rejection)]
+    {
+        var rejected: [(ClaimedEvent, Rejection)] = []
+        for event in Dictionary(grouping: events, by: \.aggregateID).values.compactMap({ $0.max { $0.id < $1.id } }) {
             var after: String?
             while true {
                 let cursor = after
@@ -121,27 +137,31 @@ public struct OutboxProcessor: Sendable {
                 after = last
             }
         }
-        for (event, rejection) in rejected {
-            // The payload kept is the document Elasticsearch refused: what one needs to see why.
-            try await connection.query(
-                """
-                INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
-                VALUES ($1, $2, $3, $4, $5::jsonb, \(SQL.ts(6)), $7, $8)
-                """,
-                [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, rejection.document, event.occurredAtMs,
-                 rejection.status, rejection.errorType]
-            )
-            Counter(label: "indexer_dead_letters_total").increment()
-            logger.error("document rejected; event dead-lettered", metadata: [
-                "order.aggregate_id": "\(event.aggregateID)", "es.status": "\(rejection.status)", "es.error_type": "\(rejection.errorType ?? "-")",
-            ])
-        }
-        // Acknowledged: record how long each event took from its commit.
+        return rejected
+    }
+
+    /// Keeps the document Elasticsearch refused: what one needs to see why.
+    private func deadLetter(_ event: ClaimedEvent, _ rejection: Rejection, on connection: ReservedConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
+            VALUES ($1, $2, $3, $4, $5::jsonb, \(SQL.ts(6)), $7, $8)
+            """,
+            [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, rejection.document, event.occurredAtMs,
+             rejection.status, rejection.errorType]
+        )
+        Counter(label: "indexer_dead_letters_total").increment()
+        logger.error("document rejected; event dead-lettered", metadata: [
+            "order.aggregate_id": "\(event.aggregateID)", "es.status": "\(rejection.status)", "es.error_type": "\(rejection.errorType ?? "-")",
+        ])
+    }
+
+    /// Acknowledged: how long each event took from its commit.
+    private func recordAcknowledged(_ events: [ClaimedEvent]) {
         let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let lagTimer = Timer(label: "indexer_commit_to_ack_seconds")
         for event in events { lagTimer.recordNanoseconds(max(0, nowUs - event.createdAtUs) * 1000) }
         Counter(label: "indexer_events_total").increment(by: events.count)
-        return events.count
     }
 
     struct Rejection {
