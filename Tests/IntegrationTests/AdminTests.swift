@@ -20,152 +20,152 @@ import Testing
     /// Reindex while writers and readers run: no failed search, never fewer of the
     /// pre-existing orders, exact counts afterwards, verify clean.
     @Test func reindexUnderLoadLosesNothing() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let indexer = try h.startIndexer()
-        let customer = try await h.api.createCustomer()
-        let existing = try await h.api.placeOrders(300, customerID: customer)
-        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-        let before = try await h.elasticsearch.aliasTargets(h.alias)
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            let existing = try await h.api.placeOrders(300, customerID: customer)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            let before = try await h.elasticsearch.aliasTargets(h.alias)
 
-        let stop = Locked(false)
-        let failures = Locked(0)
-        let shortfalls = Locked(0)
-        let existingQuery: JSONValue = ["terms": ["order_id": .array(existing.map { .string($0) })]]
-        async let writers: Int = {
-            var written = 0
-            while !stop.value {
-                let reply = try await h.api.placeOrder(customerID: customer)
-                if let id = reply.json["id"]?.stringValue {
-                    _ = try await h.api.client.post("/orders/\(id)/cancel", json(["reason": "during reindex"]))
-                    written += 1
+            let stop = Locked(false)
+            let failures = Locked(0)
+            let shortfalls = Locked(0)
+            let existingQuery: JSONValue = ["terms": ["order_id": .array(existing.map { .string($0) })]]
+            async let writers: Int = {
+                var written = 0
+                while !stop.value {
+                    let reply = try await h.api.placeOrder(customerID: customer)
+                    if let id = reply.json["id"]?.stringValue {
+                        _ = try await h.api.client.post("/orders/\(id)/cancel", json(["reason": "during reindex"]))
+                        written += 1
+                    }
                 }
-            }
-            return written
-        }()
-        async let readers: Void = {
-            while !stop.value {
-                do {
-                    let count = try await h.elasticsearch.count(h.alias, query: existingQuery)
-                    if count < existing.count { shortfalls.update { $0 += 1 } }
-                } catch {
-                    failures.update { $0 += 1 }
+                return written
+            }()
+            async let readers: Void = {
+                while !stop.value {
+                    do {
+                        let count = try await h.elasticsearch.count(h.alias, query: existingQuery)
+                        if count < existing.count { shortfalls.update { $0 += 1 } }
+                    } catch {
+                        failures.update { $0 += 1 }
+                    }
                 }
-            }
-        }()
-        let report = try await reindexer(h, batchSize: 40).run()
-        stop.update { $0 = true }
-        let written = try await writers
-        try await readers
-        #expect(written > 0)
-        let failedSearches = failures.value, shortSearches = shortfalls.value
-        #expect(failedSearches == 0)
-        #expect(shortSearches == 0)
-        #expect(report.documents >= 300)
-        #expect(try await h.elasticsearch.aliasTargets(h.alias) == [report.newIndex])
-        #expect(try await !h.elasticsearch.indexExists(before[0]))  // old index deleted
-        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-        #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
-        let verify = try await DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias),
-                                             logger: TestEnvironment.logger).run(repair: false)
-        #expect(verify.drifted == 0)
-        #expect(verify.checked == 300 + written)
-        await indexer.stop()
+            }()
+            let report = try await reindexer(h, batchSize: 40).run()
+            stop.update { $0 = true }
+            let written = try await writers
+            try await readers
+            #expect(written > 0)
+            let failedSearches = failures.value, shortSearches = shortfalls.value
+            #expect(failedSearches == 0)
+            #expect(shortSearches == 0)
+            #expect(report.documents >= 300)
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == [report.newIndex])
+            #expect(try await !h.elasticsearch.indexExists(before[0]))  // old index deleted
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+            let verify = try await DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias),
+                                                 logger: TestEnvironment.logger).run(repair: false)
+            #expect(verify.drifted == 0)
+            #expect(verify.checked == 300 + written)
+            await indexer.stop()
+        }
     }
 
     /// A failure injected mid-load leaves the alias and the live index untouched and removes the partial index.
     @Test func failedReindexLeavesLiveIndexUntouched() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let indexer = try h.startIndexer()
-        let customer = try await h.api.createCustomer()
-        _ = try await h.api.placeOrders(100, customerID: customer)
-        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-        let live = try await h.elasticsearch.aliasTargets(h.alias)
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(100, customerID: customer)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            let live = try await h.elasticsearch.aliasTargets(h.alias)
 
-        let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
-        let port = try await proxy.start()
-        let proxied = ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
-        let injected = Locked(false)
-        await #expect(throws: Reindexer.ReindexError.self) {
-            try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
-                if done >= 20, injected.update({ let first = !$0; $0 = true; return first }) { proxy.inject(.status(400)) }
+            let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            let proxied = ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
+            let injected = Locked(false)
+            await #expect(throws: Reindexer.ReindexError.self) {
+                try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
+                    if done >= 20, injected.update({ let first = !$0; $0 = true; return first }) { proxy.inject(.status(400)) }
+                }
             }
+            let didInject = injected.value
+            #expect(didInject)
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
+            #expect(try await h.elasticsearch.count(h.alias) == 100)
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+            // Only the live index remains under this alias's prefix.
+            let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
+            #expect(indices == live)
+            await proxied.shutdown()
+            await proxy.stop()
+            await indexer.stop()
         }
-        let didInject = injected.value
-        #expect(didInject)
-        #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
-        #expect(try await h.elasticsearch.count(h.alias) == 100)
-        #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
-        // Only the live index remains under this alias's prefix.
-        let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
-        #expect(indices == live)
-        await proxied.shutdown()
-        await proxy.stop()
-        await indexer.stop()
     }
 
     @Test func secondConcurrentReindexRefuses() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let holder = try LibPQConnection(connectionString: h.database.url)
-        try holder.query("SELECT pg_advisory_lock($1)", [AdvisoryLock.reindex.key])
-        await #expect(throws: Reindexer.ReindexError.self) { try await reindexer(h).run() }
-        try holder.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
+        try await IndexerHarness.with() { h in
+            let holder = try LibPQConnection(connectionString: h.database.url)
+            try holder.query("SELECT pg_advisory_lock($1)", [AdvisoryLock.reindex.key])
+            await #expect(throws: Reindexer.ReindexError.self) { try await reindexer(h).run() }
+            try holder.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
+        }
     }
 
     /// A reindex while no indexer runs ends consistent once the indexer runs again.
     @Test func reindexWhileIndexerIsStopped() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let customer = try await h.api.createCustomer()
-        _ = try await h.api.placeOrders(20, customerID: customer)
-        let report = try await reindexer(h).run()
-        #expect(report.documents == 20)
-        _ = try await h.api.placeOrders(5, customerID: customer)
-        let indexer = try h.startIndexer()
-        #expect(await eventually { await h.inSync() })
-        #expect(try await h.expectedVersions().count == 25)
-        await indexer.stop()
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(20, customerID: customer)
+            let report = try await reindexer(h).run()
+            #expect(report.documents == 20)
+            _ = try await h.api.placeOrders(5, customerID: customer)
+            let indexer = try h.startIndexer()
+            #expect(await eventually { await h.inSync() })
+            #expect(try await h.expectedVersions().count == 25)
+            await indexer.stop()
+        }
     }
 
     /// verify finds a deleted, a stale and an extra document; --repair fixes all three.
     @Test func verifyFindsAndRepairsDrift() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let indexer = try h.startIndexer()
-        let customer = try await h.api.createCustomer()
-        let ids = try await h.api.placeOrders(30, customerID: customer)
-        #expect(await eventually { await h.inSync() })
-        await indexer.stop()
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            let ids = try await h.api.placeOrders(30, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            await indexer.stop()
 
-        let target = try await h.elasticsearch.aliasTargets(h.alias)[0]
-        // Missing: an order whose event never reached the outbox. Stale: a change without an event.
-        // Extra: a document with no order.
-        try await h.database.pool.query("""
-            INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_city, ship_postal_code, ship_country, created_at, updated_at)
-            VALUES ('ord_unindexed', 1, 'pending', $1, 'EUR', 5.00, 'x', 'Oslo', '1', 'NO', now(), now())
-            """, [customer])
-        try await h.database.pool.query("UPDATE orders SET version = version + 1, note = 'edited' WHERE id = $1", [ids[7]])
-        var doc = JSONWriter()
-        doc.value(["order_id": "ord_ghost", "version": 1])
-        #expect(try await h.elasticsearch.send("PUT", "/\(target)/_doc/ord_ghost?version=5&version_type=external", json: doc.bytes).status == 201)
+            let target = try await h.elasticsearch.aliasTargets(h.alias)[0]
+            // Missing: an order whose event never reached the outbox. Stale: a change without an event.
+            // Extra: a document with no order.
+            try await h.database.pool.query("""
+                INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_city, ship_postal_code, ship_country, created_at, updated_at)
+                VALUES ('ord_unindexed', 1, 'pending', $1, 'EUR', 5.00, 'x', 'Oslo', '1', 'NO', now(), now())
+                """, [customer])
+            try await h.database.pool.query("UPDATE orders SET version = version + 1, note = 'edited' WHERE id = $1", [ids[7]])
+            var doc = JSONWriter()
+            doc.value(["order_id": "ord_ghost", "version": 1])
+            #expect(try await h.elasticsearch.send("PUT", "/\(target)/_doc/ord_ghost?version=5&version_type=external", json: doc.bytes).status == 201)
 
-        let verifier = DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), pageSize: 7,
-                                     logger: TestEnvironment.logger)
-        let found = Mutex<[DriftVerifier.Drift]>([])
-        let report = try await verifier.run(repair: false) { drift in found.withLock { $0.append(drift) } }
-        #expect(report.checked == 31)
-        #expect(report.missing == 1 && report.stale == 1 && report.extra == 1)
-        #expect(found.withLock { $0.map(\.id) }.sorted() == ["ord_unindexed", ids[7], "ord_ghost"].sorted())
+            let verifier = DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), pageSize: 7,
+                                         logger: TestEnvironment.logger)
+            let found = Mutex<[DriftVerifier.Drift]>([])
+            let report = try await verifier.run(repair: false) { drift in found.withLock { $0.append(drift) } }
+            #expect(report.checked == 31)
+            #expect(report.missing == 1 && report.stale == 1 && report.extra == 1)
+            #expect(found.withLock { $0.map(\.id) }.sorted() == ["ord_unindexed", ids[7], "ord_ghost"].sorted())
 
-        let repaired = try await verifier.run(repair: true)
-        #expect(repaired.drifted == 3)
-        #expect(repaired.repaired == 3)
-        let after = Mutex<[DriftVerifier.Drift]>([])
-        #expect(try await verifier.run(repair: false) { drift in after.withLock { $0.append(drift) } }.drifted == 0)
-        #expect(after.withLock { $0 } == [])
-        #expect(try await h.elasticsearch.get(h.alias, id: ids[7])?.source["note"]?.stringValue == "edited")
+            let repaired = try await verifier.run(repair: true)
+            #expect(repaired.drifted == 3)
+            #expect(repaired.repaired == 3)
+            let after = Mutex<[DriftVerifier.Drift]>([])
+            #expect(try await verifier.run(repair: false) { drift in after.withLock { $0.append(drift) } }.drifted == 0)
+            #expect(after.withLock { $0 } == [])
+            #expect(try await h.elasticsearch.get(h.alias, id: ids[7])?.source["note"]?.stringValue == "edited")
+        }
     }
 }
 

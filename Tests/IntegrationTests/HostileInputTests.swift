@@ -42,24 +42,24 @@ import Glibc
     }
 
     @Test func hugeOrderBodyIsOneSmallAnswerAndWritesNothing() async throws {
-        let api = try await WriteAPIHarness.start()
-        defer { Task { await api.stop() } }
-        let customer = try await api.createCustomer()
-        let items = Array(repeating: "{}", count: 349_000).joined(separator: ",")
-        let body = #"{"customer_id":"\#(customer)","currency":"EUR","items":[\#(items)],"shipping_address":{"line1":"a","city":"b","postal_code":"1","country":"DE"}}"#
-        #expect(body.utf8.count <= 1 << 20)
-        let reply = try await api.client.post("/orders", body)
-        #expect(expectProblem(reply, 422) == ["items"])
-        #expect(reply.body.count < 64 * 1024)
-        // Many bad items and thousands of unknown fields: at most 100 errors listed.
-        let item = #"{"sku":"-","name":"","quantity":0,"unit_price":"0","extra":1}"#
-        let unknown = (0..<20_000).map { #""k\#($0)":1"# }.joined(separator: ",")
-        let noisy = #"{\#(unknown),"customer_id":"\#(customer)","items":[\#(Array(repeating: item, count: 100).joined(separator: ","))]}"#
-        let noisyReply = try await api.client.post("/orders", noisy)
-        #expect(expectProblem(noisyReply, 422).count == 100)
-        #expect(noisyReply.body.count < 64 * 1024)
-        #expect(try await api.database.count("SELECT count(*) FROM orders") == 0)
-        #expect(try await api.database.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'order'") == 0)
+        try await WriteAPIHarness.with() { api in
+            let customer = try await api.createCustomer()
+            let items = Array(repeating: "{}", count: 349_000).joined(separator: ",")
+            let body = #"{"customer_id":"\#(customer)","currency":"EUR","items":[\#(items)],"shipping_address":{"line1":"a","city":"b","postal_code":"1","country":"DE"}}"#
+            #expect(body.utf8.count <= 1 << 20)
+            let reply = try await api.client.post("/orders", body)
+            #expect(expectProblem(reply, 422) == ["items"])
+            #expect(reply.body.count < 64 * 1024)
+            // Many bad items and thousands of unknown fields: at most 100 errors listed.
+            let item = #"{"sku":"-","name":"","quantity":0,"unit_price":"0","extra":1}"#
+            let unknown = (0..<20_000).map { #""k\#($0)":1"# }.joined(separator: ",")
+            let noisy = #"{\#(unknown),"customer_id":"\#(customer)","items":[\#(Array(repeating: item, count: 100).joined(separator: ","))]}"#
+            let noisyReply = try await api.client.post("/orders", noisy)
+            #expect(expectProblem(noisyReply, 422).count == 100)
+            #expect(noisyReply.body.count < 64 * 1024)
+            #expect(try await api.database.count("SELECT count(*) FROM orders") == 0)
+            #expect(try await api.database.count("SELECT count(*) FROM outbox WHERE aggregate_type = 'order'") == 0)
+        }
     }
 
     @Test func twentyThousandFilterValuesAreRefusedWithoutElasticsearch() async throws {
@@ -166,26 +166,26 @@ import Glibc
     @Test func slowLorisIsDisconnected() async throws {
         var limits = HTTPServerLimits()
         limits.idleTimeout = .seconds(1)
-        let api = try await WriteAPIHarness.start(limits: limits)
-        defer { Task { await api.stop() } }
-        let port = try #require(Int(api.client.base.split(separator: ":").last ?? ""))
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback(port: port)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        try await WriteAPIHarness.with(limits: limits) { api in
+            let port = try #require(Int(api.client.base.split(separator: ":").last ?? ""))
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = loopback(port: port)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let partial = Array("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+            #expect(partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == partial.count)
+            // Give up reading after 10 s: the server must close first (read returns 0 or an error).
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let started = ContinuousClock.now
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            #expect(n <= 0 && errno != EAGAIN, "the server kept the idle connection open")
+            #expect(ContinuousClock.now - started < .seconds(9))
         }
-        #expect(connected == 0)
-        let partial = Array("GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
-        #expect(partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == partial.count)
-        // Give up reading after 10 s: the server must close first (read returns 0 or an error).
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let started = ContinuousClock.now
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        #expect(n <= 0 && errno != EAGAIN, "the server kept the idle connection open")
-        #expect(ContinuousClock.now - started < .seconds(9))
     }
 }
 

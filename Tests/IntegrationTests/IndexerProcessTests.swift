@@ -7,28 +7,28 @@ import Testing
 @Suite struct IndexerProcessTests {
     /// SIGKILL of the indexer while a batch waits for Elasticsearch: the claim rolls back and nothing is lost.
     @Test func sigkillMidBatchLosesNothing() async throws {
-        let h = try await IndexerHarness.start()
-        defer { Task { await h.stop() } }
-        let customer = try await h.api.createCustomer()
-        _ = try await h.api.placeOrders(60, customerID: customer)
-        let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
-        let port = try await proxy.start()
-        proxy.setPersistent(.delay(.seconds(3)))
-        let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
-            "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
-            "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "LOG_LEVEL": "critical",
-        ])
-        // Wait until a worker holds a claimed batch open while Elasticsearch is slow.
-        let inFlight = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'order-indexer' AND state = 'idle in transaction'"
-        #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(inFlight)) ?? 0 > 0 })
-        indexer.kill()
-        #expect(await eventually { (try? await h.outboxCount()) == 61 })  // every claim rolled back
-        proxy.setPersistent(nil)
-        let survivor = try h.startIndexer()
-        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-        #expect(await eventually { (try? await h.outboxCount()) == 0 })
-        await survivor.stop()
-        await proxy.stop()
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(60, customerID: customer)
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.delay(.seconds(3)))
+            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
+                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
+                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "LOG_LEVEL": "critical",
+            ])
+            // Wait until a worker holds a claimed batch open while Elasticsearch is slow.
+            let inFlight = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'order-indexer' AND state = 'idle in transaction'"
+            #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(inFlight)) ?? 0 > 0 })
+            indexer.kill()
+            #expect(await eventually { (try? await h.outboxCount()) == 61 })  // every claim rolled back
+            proxy.setPersistent(nil)
+            let survivor = try h.startIndexer()
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            await survivor.stop()
+            await proxy.stop()
+        }
     }
 
     /// The search server goes down (the write side keeps accepting), comes back

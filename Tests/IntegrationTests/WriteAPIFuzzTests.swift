@@ -46,52 +46,52 @@ import Testing
     }
 
     @Test func mutatedCommandsNeverYield5xx() async throws {
-        let api = try await WriteAPIHarness.start()
-        defer { Task { await api.stop() } }
-        let customer = try await api.createCustomer()
-        let order = try #require(try await api.placeOrder(customerID: customer).json["id"]?.stringValue)
-        var g = Generator()
-        var statuses: [Int: Int] = [:]
-        for i in 0..<1200 {
-            var gen = g
-            let item: () -> JSONValue = {
-                var inner = Generator()
-                return inner.object([("sku", { .string("SKU-1") }), ("name", { .string("Mug") }), ("quantity", { .int(2) }), ("unit_price", { .string("9.99") })])
+        try await WriteAPIHarness.with() { api in
+            let customer = try await api.createCustomer()
+            let order = try #require(try await api.placeOrder(customerID: customer).json["id"]?.stringValue)
+            var g = Generator()
+            var statuses: [Int: Int] = [:]
+            for i in 0..<1200 {
+                var gen = g
+                let item: () -> JSONValue = {
+                    var inner = Generator()
+                    return inner.object([("sku", { .string("SKU-1") }), ("name", { .string("Mug") }), ("quantity", { .int(2) }), ("unit_price", { .string("9.99") })])
+                }
+                let body: JSONValue
+                let path: String
+                let method: String
+                switch i % 5 {
+                case 0:
+                    (method, path) = ("POST", "/orders")
+                    body = gen.object([
+                        ("customer_id", { .string(customer) }), ("currency", { "EUR" }),
+                        ("items", { .array((0..<Int.random(in: 0...3)).map { _ in item() }) }),
+                        ("shipping_address", { ["line1": "Main 1", "city": "Berlin", "postal_code": "1", "country": "DE"] }),
+                        ("note", { "hi" }),
+                    ])
+                case 1:
+                    (method, path) = ("POST", "/customers")
+                    body = gen.object([("name", { "A" }), ("email", { .string(TestEnvironment.uniqueName("f") + "@example.com") }), ("country", { "DE" })])
+                case 2:
+                    (method, path) = ("PATCH", "/customers/\(customer)")
+                    body = gen.object([("name", { "B" }), ("country", { "FR" })])
+                case 3:
+                    (method, path) = ("POST", "/orders/\(order)/pay")
+                    body = gen.object([("payment_reference", { "p" }), ("amount", { "19.98" })])
+                default:
+                    (method, path) = ("POST", "/orders/\(["x", "%00", "ord_%FF", order].randomElement()!)/cancel")
+                    body = gen.object([("reason", { "r" })])
+                }
+                g = gen
+                var text = body.serialized
+                if i % 50 == 7 { text = String(text.dropLast(Int.random(in: 1...3))) }  // truncated JSON
+                let reply = try await api.client.request(method, path, body: text)
+                statuses[reply.status, default: 0] += 1
+                #expect(reply.status < 500, "\(method) \(path) \(text.prefix(300)) → \(reply.status) \(reply.text)")
+                if reply.status >= 400 { #expect(reply.header("content-type") == "application/problem+json") }
             }
-            let body: JSONValue
-            let path: String
-            let method: String
-            switch i % 5 {
-            case 0:
-                (method, path) = ("POST", "/orders")
-                body = gen.object([
-                    ("customer_id", { .string(customer) }), ("currency", { "EUR" }),
-                    ("items", { .array((0..<Int.random(in: 0...3)).map { _ in item() }) }),
-                    ("shipping_address", { ["line1": "Main 1", "city": "Berlin", "postal_code": "1", "country": "DE"] }),
-                    ("note", { "hi" }),
-                ])
-            case 1:
-                (method, path) = ("POST", "/customers")
-                body = gen.object([("name", { "A" }), ("email", { .string(TestEnvironment.uniqueName("f") + "@example.com") }), ("country", { "DE" })])
-            case 2:
-                (method, path) = ("PATCH", "/customers/\(customer)")
-                body = gen.object([("name", { "B" }), ("country", { "FR" })])
-            case 3:
-                (method, path) = ("POST", "/orders/\(order)/pay")
-                body = gen.object([("payment_reference", { "p" }), ("amount", { "19.98" })])
-            default:
-                (method, path) = ("POST", "/orders/\(["x", "%00", "ord_%FF", order].randomElement()!)/cancel")
-                body = gen.object([("reason", { "r" })])
-            }
-            g = gen
-            var text = body.serialized
-            if i % 50 == 7 { text = String(text.dropLast(Int.random(in: 1...3))) }  // truncated JSON
-            let reply = try await api.client.request(method, path, body: text)
-            statuses[reply.status, default: 0] += 1
-            #expect(reply.status < 500, "\(method) \(path) \(text.prefix(300)) → \(reply.status) \(reply.text)")
-            if reply.status >= 400 { #expect(reply.header("content-type") == "application/problem+json") }
+            #expect(statuses.keys.contains { $0 < 300 })
+            #expect(statuses[422, default: 0] > 100)
         }
-        #expect(statuses.keys.contains { $0 < 300 })
-        #expect(statuses[422, default: 0] > 100)
     }
 }

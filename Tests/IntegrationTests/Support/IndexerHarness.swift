@@ -126,3 +126,17 @@ extension WriteAPIHarness {
         return ids
     }
 }
+
+extension IndexerHarness {
+    /// Runs `body` with a fresh harness and stops it afterwards, also when `body` throws.
+    static func with(elasticsearchURL: String? = nil, _ body: (IndexerHarness) async throws -> Void) async throws {
+        let h = try await start(elasticsearchURL: elasticsearchURL)
+        do {
+            try await body(h)
+        } catch {
+            await h.stop()
+            throw error
+        }
+        await h.stop()
+    }
+}

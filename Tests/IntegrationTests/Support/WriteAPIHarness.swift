@@ -72,3 +72,18 @@ func startServer<App: ApplicationProtocol>(
     guard let port = await iterator.next() else { throw CancellationError() }
     return (port, task)
 }
+
+extension WriteAPIHarness {
+    /// Runs `body` against a fresh write API and stops it afterwards, also when `body` throws.
+    static func with(database: TestDatabase? = nil, limits: HTTPServerLimits = .init(), auth: AuthConfiguration? = nil,
+                     logger: Logger = TestEnvironment.logger, _ body: (WriteAPIHarness) async throws -> Void) async throws {
+        let api = try await start(database: database, limits: limits, auth: auth, logger: logger)
+        do {
+            try await body(api)
+        } catch {
+            await api.stop()
+            throw error
+        }
+        await api.stop()
+    }
+}
