@@ -43,9 +43,13 @@ public struct BenchEnvironment: Sendable {
 
     /// A fresh, migrated database.
     public func freshDatabase(_ name: String) async throws -> (url: String, pool: PostgresPool) {
-        let admin = try LibPQConnection(connectionString: databaseURL)
-        try admin.executeTrusted("DROP DATABASE IF EXISTS \(name)")
-        try admin.executeTrusted("CREATE DATABASE \(name)")
+        // Through a pool: libpq blocks, and this is async code on the cooperative pool.
+        let admin = PostgresPool(configuration: .init(connectionString: databaseURL, size: 1, applicationName: "order-bench"), logger: logger)
+        try await admin.withConnection { connection in
+            try connection.executeTrusted("DROP DATABASE IF EXISTS \(name)")
+            try connection.executeTrusted("CREATE DATABASE \(name)")
+        }
+        await admin.shutdown()
         guard let slash = databaseURL.lastIndex(of: "/") else { throw BenchError("ORDER_BENCH_DATABASE_URL has no database name") }
         let url = String(databaseURL[...slash]) + name
         let pool = PostgresPool(configuration: .init(connectionString: url, size: 16, applicationName: "order-bench"), logger: logger)
