@@ -1,15 +1,7 @@
-import ElasticsearchClient
-import Foundation
-import Hummingbird
-import HTTPTypes
-import JSONSupport
-import Logging
-import OrderDomain
-import RequestParsing
-import Security
-import TokenSigning
-import ServiceSupport
 import IndexSchema
+import JSONSupport
+import RequestParsing
+import ServiceSupport
 
 /// The API's answer from Elasticsearch's: hits in the contract's shape, facets, the next cursor.
 extension SearchHandlers {

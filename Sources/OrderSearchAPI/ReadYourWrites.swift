@@ -1,15 +1,10 @@
 import ElasticsearchClient
-import Foundation
-import Hummingbird
 import HTTPTypes
-import JSONSupport
-import Logging
-import OrderDomain
-import RequestParsing
-import Security
-import TokenSigning
-import ServiceSupport
+import Hummingbird
 import IndexSchema
+import JSONSupport
+import OrderDomain
+import ServiceSupport
 
 /// Read-your-writes: `Consistency-Token` and `Consistency-Wait`.
 extension SearchHandlers {

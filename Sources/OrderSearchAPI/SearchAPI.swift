@@ -1,15 +1,9 @@
-import ElasticsearchClient
 import Foundation
 import Hummingbird
-import HTTPTypes
-import JSONSupport
 import Logging
-import OrderDomain
-import RequestParsing
 import Security
-import TokenSigning
 import ServiceSupport
-import IndexSchema
+import TokenSigning
 
 /// Builds the search API's router (reads Elasticsearch only); `main` and the tests use the same one.
 public func buildSearchRouter(client: some SearchBackend, alias: String, auth: AuthConfiguration.Mode, signer: TokenSigner,

@@ -1,15 +1,5 @@
 import ElasticsearchClient
-import Foundation
-import Hummingbird
-import HTTPTypes
-import JSONSupport
-import Logging
-import OrderDomain
-import RequestParsing
-import Security
-import TokenSigning
 import ServiceSupport
-import IndexSchema
 
 extension SearchHandlers {
     /// Elasticsearch failures become 502/503/504 problems that never show the request.

@@ -1,15 +1,10 @@
 import Foundation
-import HTTPTypes
 import Hummingbird
-import JSONSupport
 import Logging
-import OrderDomain
 import OrderStore
-import LibPQClient
-import RequestParsing
 import Security
-import TokenSigning
 import ServiceSupport
+import TokenSigning
 
 /// Builds the write API's router; `main` and the tests use the same one.
 public func buildWriteRouter(service: WriteService, auth: AuthConfiguration.Mode, signer: TokenSigner, logger: Logger)

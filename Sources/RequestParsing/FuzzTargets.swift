@@ -40,14 +40,20 @@ public enum FuzzTargets {
 
     static let signer = try! TokenSigner(key: "fuzzing-key-fuzzing-key-fuzzing-key-0123")
 
-    /// Consistency tokens and cursors: nothing unsigned decodes, anything signed round-trips.
+    /// Consistency tokens and cursors: a token verifies only as exactly what the
+    /// key signed for that purpose; signed payloads round-trip; decoders never crash.
     public static func tokens(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
-        if !text.contains(".") {
-            precondition(signer.verify(text, for: .consistency) == nil && signer.verify(text, for: .cursor) == nil, "an unsigned token verified")
+        for purpose in [TokenSigner.Purpose.consistency, .cursor] {
+            if let payload = signer.verify(text, for: purpose) {
+                precondition(signer.sign(payload, for: purpose) == text, "a token verified that the key did not sign")
+            }
         }
         if let token = ConsistencyToken(payload: bytes) { precondition(ConsistencyToken(payload: token.payload) == token) }
-        precondition(signer.verify(signer.sign(bytes, for: .cursor), for: .cursor) == bytes)
+        let signed = signer.sign(bytes, for: .cursor)
+        precondition(signer.verify(signed, for: .cursor) == bytes, "a signed payload did not round-trip")
+        precondition(signer.verify(signed, for: .consistency) == nil, "a cursor passed as a consistency token")
+        precondition(signer.verify(signed + "A", for: .cursor) == nil, "an altered token verified")
         _ = Cursor(encoded: text, signer: signer, fingerprint: "f", sortFields: ["created_at", "order_id"])
     }
 }

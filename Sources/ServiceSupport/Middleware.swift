@@ -19,7 +19,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let problem as Problem {
             return try problem.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
-            if error.status == .notFound, let allowed = allowedMethods?.methods(for: request.uri.path), !allowed.isEmpty {
+            if error.status == .notFound, let allowed = allowedMethods?.methods(for: request.uri.path), !allowed.isEmpty,
+               !allowed.contains(request.method.rawValue) {
                 return try Problem(.methodNotAllowed, detail: "this resource allows \(allowed.joined(separator: ", "))",
                                    headers: [.allow: allowed.joined(separator: ", ")]).response(from: request, context: context)
             }

@@ -7,7 +7,7 @@ import JSONSupport
 /// keyed with `SIGNING_KEY`. The purpose is inside the MAC, so a cursor can
 /// never pass as a consistency token or the other way round.
 public struct TokenSigner: Sendable {
-    /// Keys shorter than a SHA-256 block's half are refused (RFC 2104 §3).
+    /// Keys shorter than the hash's output are refused (RFC 2104 §3).
     public static let minimumKeyBytes = 32
     /// Longer tokens are refused before any decoding (bounded work per request).
     public static let maximumTokenBytes = 4096
