@@ -40,8 +40,9 @@ public final class AccessTokenVerifier: Sendable {
         guard !token.isEmpty, token.utf8.count <= Self.maximumTokenBytes else { throw .invalidToken }
         let claims: AccessTokenClaims
         do {
-            claims = try await keys.verify(token, as: AccessTokenClaims.self)
+            // The cheap header check first: a token whose `alg` is not its key's costs no signature check.
             try await requireMatchingAlgorithm(token)
+            claims = try await keys.verify(token, as: AccessTokenClaims.self)
         } catch let error as AuthenticationError {
             throw error
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
