@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "ServiceSupport",
             dependencies: [
-                "JSONSupport", "Security",
+                "Security",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -164,9 +164,11 @@ let package = Package(
         .target(
             name: "OrderBench",
             dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "LibPQClient", "ElasticsearchClient", "JSONSupport", "Security",
-                           "ServiceSupport", .product(name: "Hummingbird", package: "hummingbird")],
+                           "ServiceSupport", "ServiceTesting", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
+        // Helpers for tests and benchmarks that start servers of their own; no service links it.
+        .target(name: "ServiceTesting", swiftSettings: swiftSettings),
         .executableTarget(
             name: "order-bench",
             dependencies: ["OrderBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -187,7 +189,7 @@ let package = Package(
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ReadModelTests", dependencies: ["ReadModel", "IndexSchema", "JSONSupport", "OrderDomain"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ElasticsearchClientTests", dependencies: ["ElasticsearchClient", "JSONSupport",
+        .testTarget(name: "ElasticsearchClientTests", dependencies: ["ElasticsearchClient", "JSONSupport", "ServiceTesting",
                                                                      .product(name: "Hummingbird", package: "hummingbird")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
@@ -208,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["OrderWriteAPI", "OrderIndexer", "OrderSearchAPI", "OrderAdmin", "FaultProxy",
-                           "LibPQClient", "ElasticsearchClient", "ServiceSupport", "OrderStore", "ReadModel", "Security",
+                           "LibPQClient", "ElasticsearchClient", "ServiceSupport", "ServiceTesting", "OrderStore", "ReadModel", "Security",
                            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import Foundation
 import JSONSupport
 import Logging
 
@@ -211,36 +212,37 @@ public final class ElasticsearchClient: Sendable {
         return object.keys.sorted()
     }
 
-    public enum AliasAction: Sendable {
+    public enum AliasAction: Sendable, Encodable {
         /// `remove` with `must_exist: true`, so a concurrent change fails the whole call.
         case remove(index: String, alias: String)
         case add(index: String, alias: String)
+
+        private struct Target: Encodable {
+            let index: String, alias: String
+            var must_exist: Bool? = nil, is_write_index: Bool? = nil
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .remove(let index, let alias): try ["remove": Target(index: index, alias: alias, must_exist: true)].encode(to: encoder)
+            case .add(let index, let alias): try ["add": Target(index: index, alias: alias, is_write_index: true)].encode(to: encoder)
+            }
+        }
     }
 
     /// Applies all actions atomically in one `_aliases` call.
     public func updateAliases(_ actions: [AliasAction]) async throws(ElasticsearchError) {
-        var w = JSONWriter()
-        w.raw("{\"actions\":[")
-        for (i, action) in actions.enumerated() {
-            if i > 0 { w.raw(",") }
-            switch action {
-            case .remove(let index, let alias):
-                w.raw("{\"remove\":{\"index\":"); w.string(index); w.raw(",\"alias\":"); w.string(alias); w.raw(",\"must_exist\":true}}")
-            case .add(let index, let alias):
-                w.raw("{\"add\":{\"index\":"); w.string(index); w.raw(",\"alias\":"); w.string(alias); w.raw(",\"is_write_index\":true}}")
-            }
-        }
-        w.raw("]}")
-        _ = try await request("POST", "/_aliases", json: w.bytes)
+        _ = try await request("POST", "/_aliases", json: Self.encode(["actions": actions]))
     }
 
     /// Sets `index.refresh_interval` (`"-1"` pauses refreshes during a bulk load).
     public func setRefreshInterval(_ index: String, _ interval: String) async throws(ElasticsearchError) {
-        var w = JSONWriter()
-        w.raw("{\"index\":{\"refresh_interval\":")
-        w.string(interval)
-        w.raw("}}")
-        _ = try await request("PUT", "/\(Self.escape(index))/_settings", json: w.bytes)
+        _ = try await request("PUT", "/\(Self.escape(index))/_settings", json: Self.encode(["index": ["refresh_interval": interval]]))
+    }
+
+    /// A small fixed-shape request body. (`JSONEncoder` cannot fail on these value types.)
+    static func encode(_ body: some Encodable) -> [UInt8] {
+        (try? Array(JSONEncoder().encode(body))) ?? []
     }
 
     public func refresh(_ index: String) async throws(ElasticsearchError) {

@@ -6,6 +6,11 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A strict RFC 8259 parser (UTF-8 input, duplicate keys rejected, nesting bounded).
+///
+/// Why not `JSONDecoder`: command bodies must answer with every invalid field at once (the
+/// contract's `errors` list), and a `Decodable` init stops at the first failure; it also accepts
+/// duplicate keys (the last one wins) and gives no byte offset. Parsing into `JSONValue` and then
+/// reading fields with `FieldReader` lists them all, offsets only, never content.
 public struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0

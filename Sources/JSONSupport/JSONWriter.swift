@@ -1,5 +1,9 @@
-/// Serializes JSON into a byte buffer without intermediate objects. Used on hot
-/// paths (bulk NDJSON, API responses), so it appends bytes directly.
+/// Serializes JSON into a byte buffer without intermediate objects.
+///
+/// Why not `JSONEncoder`: this writer is the bulk hot path (every indexed document, every search
+/// response). Measured on a release build with a three-line order document: 1.3–1.8 µs per document
+/// here against 13.7–14.9 µs with `JSONEncoder` (7–11×), and the indexer's whole budget is 15 µs of
+/// CPU per document. Fixed-shape, low-volume bodies (problems, alias actions) use `JSONEncoder`.
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8]
 

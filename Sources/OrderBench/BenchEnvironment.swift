@@ -6,6 +6,7 @@ import TokenSigning
 import OrderStore
 import LibPQClient
 import ServiceSupport
+import ServiceTesting
 
 /// What `scripts/bench` provides: a private PostgreSQL, the osmem-server
 /// binary, and the directory of the release products.
@@ -136,7 +137,7 @@ public final class Child: @unchecked Sendable {
     deinit { if process.isRunning { kill(pid, SIGKILL) } }
 }
 
-func freePort() -> Int { HostAndPort.freeLoopbackPort() }
+func freePort() -> Int { LoopbackPort.free() }
 
 /// Waits for an HTTP endpoint to answer 200.
 func waitForHTTP(_ url: String, timeout: Duration = .seconds(30)) async throws {

@@ -1,4 +1,5 @@
 import OrderDomain
+import OrderStore
 import LibPQClient
 
 /// A deterministic data set: `orders` orders with 1–5 lines from realistic
@@ -42,24 +43,31 @@ public struct DataSet: Sendable {
 
     /// Inserts customers, orders and lines; with `outbox`, one OrderPlaced event per order (a backlog).
     public func load(into pool: PostgresPool, outbox: Bool, batch: Int = 2000, offset: Int = 0) async throws {
-        let customers = max(1, orders / 5)
-        if offset == 0 {
-            var rng = Random(state: seed)
-            for start in stride(from: 0, to: customers, by: batch) {
-                var ids: [String] = [], names: [String] = [], emails: [String] = [], countries: [String] = []
-                for c in start..<min(customers, start + batch) {
-                    let first = Self.firstNames[rng.int(Self.firstNames.count)], last = Self.lastNames[rng.int(Self.lastNames.count)]
-                    ids.append("cus_b\(c)")
-                    names.append("\(first) \(last)")
-                    emails.append("\(first.lowercased()).\(last.lowercased().filter(\.isLetter)).\(c)@example.com")
-                    countries.append(Self.places[rng.int(Self.places.count)].0)
-                }
-                try await pool.query("""
-                    INSERT INTO customers (id, version, name, email, country, created_at, updated_at)
-                    SELECT i, 1, n, e, c, now(), now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(i, n, e, c)
-                    """, [PostgresTextArray(ids), PostgresTextArray(names), PostgresTextArray(emails), PostgresTextArray(countries)])
+        if offset == 0 { try await loadCustomers(into: pool, batch: batch) }
+        try await loadOrders(into: pool, outbox: outbox, batch: batch, offset: offset)
+    }
+
+    var customers: Int { max(1, orders / 5) }
+
+    func loadCustomers(into pool: PostgresPool, batch: Int) async throws {
+        var rng = Random(state: seed)
+        for start in stride(from: 0, to: customers, by: batch) {
+            var ids: [String] = [], names: [String] = [], emails: [String] = [], countries: [String] = []
+            for c in start..<min(customers, start + batch) {
+                let first = Self.firstNames[rng.int(Self.firstNames.count)], last = Self.lastNames[rng.int(Self.lastNames.count)]
+                ids.append("cus_b\(c)")
+                names.append("\(first) \(last)")
+                emails.append("\(first.lowercased()).\(last.lowercased().filter(\.isLetter)).\(c)@example.com")
+                countries.append(Self.places[rng.int(Self.places.count)].0)
             }
+            try await pool.query("""
+                INSERT INTO customers (id, version, name, email, country, created_at, updated_at)
+                SELECT i, 1, n, e, c, now(), now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(i, n, e, c)
+                """, [PostgresTextArray(ids), PostgresTextArray(names), PostgresTextArray(emails), PostgresTextArray(countries)])
         }
+    }
+
+    func loadOrders(into pool: PostgresPool, outbox: Bool, batch: Int, offset: Int) async throws {
         var rng = Random(state: seed &+ UInt64(offset) &* 7919)
         let base = Timestamp(rfc3339: "2025-01-01T00:00:00Z")!.millisecondsSinceEpoch
         for start in stride(from: offset, to: offset + orders, by: batch) {
@@ -89,7 +97,7 @@ public struct DataSet: Sendable {
                     INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_city, ship_postal_code,
                                         ship_country, created_at, updated_at)
                     SELECT i, v, s, c, cur, t / 100.0, l1, city, '10115', country,
-                           'epoch'::timestamptz + ts * interval '1 millisecond', 'epoch'::timestamptz + ts * interval '1 millisecond'
+                           \(SQL.timestamp(fromMilliseconds: "ts")), \(SQL.timestamp(fromMilliseconds: "ts"))
                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::text[])
                          AS x(i, s, c, cur, t, city, country, ts, v, l1)
                     """, orderColumns)

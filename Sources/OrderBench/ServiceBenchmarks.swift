@@ -135,16 +135,7 @@ public struct ServiceBenchmarks: Sendable {
         }
         let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
 
-        // Baseline: documents posted straight to osmem at the same rate, same polling.
-        let direct = try await steady(rate: rate, seconds: min(seconds, 15)) { i in
-            let id = "ord_direct_\(i)"
-            var request = BulkRequest()
-            request.index("orders", id: id, version: 1, requireAlias: true) {
-                $0.value(["order_id": .string(id), "version": 1, "status": "pending", "total": "10.00", "created_at": "2026-01-01T00:00:00Z"])
-            }
-            _ = try await client.bulk(request)
-            return id
-        } visible: { id in try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0 }
+        let direct = try await directBulkLag(client: client, rate: rate, seconds: min(seconds, 15))
 
         let p50 = (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 50) ?? .infinity) * 1000
         let p99 = (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000
@@ -162,6 +153,19 @@ public struct ServiceBenchmarks: Sendable {
         report.target("commit → acknowledged p50 ≤ 10 ms (histogram bucket bound)", p50 <= 10)
         report.target("commit → acknowledged p99 ≤ 50 ms (histogram bucket bound)", p99 <= 50)
         return report
+    }
+
+    /// Baseline for `lag`: documents posted straight to the search server at the same rate, polled the same way.
+    func directBulkLag(client: ElasticsearchClient, rate: Int, seconds: Int) async throws -> Latencies {
+        try await steady(rate: rate, seconds: seconds) { i in
+            let id = "ord_direct_\(i)"
+            var request = BulkRequest()
+            request.index("orders", id: id, version: 1, requireAlias: true) {
+                $0.value(["order_id": .string(id), "version": 1, "status": "pending", "total": "10.00", "created_at": "2026-01-01T00:00:00Z"])
+            }
+            _ = try await client.bulk(request)
+            return id
+        } visible: { id in try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0 }
     }
 
     /// Issues `write` at a steady rate; for every 10th write polls `visible`
@@ -216,33 +220,14 @@ public struct ServiceBenchmarks: Sendable {
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(120); return c }())
         defer { Task { await http.shutdown() } }
         let authorization = try await env.staffAuthorization()
-        // Deep pages: follow the cursor 30 pages down one query, then use those cursors in the mix.
-        var queries = Self.queryMix
-        var cursor: String?
-        for page in 0..<30 {
-            let q = "sort=-created_at&size=100" + (cursor.map { "&cursor=\($0)" } ?? "")
-            let body = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(q)", headers: [authorization]).body
-            cursor = (try? JSONParser.parse(body))?["next_cursor"]?.stringValue
-            if page % 10 == 9 { queries.append(q) }
-            if cursor == nil { break }
-        }
+        let queries = try await Self.queryMixWithDeepPages(http: http, base: "http://127.0.0.1:\(port)", authorization: authorization)
         let bodies = try queries.map { try elasticsearchSearchBody(forQueryString: $0.removingPercentEncoding ?? $0, signer: env.signer) }
-        let snapshot = queries
-        // Alternate the two sides in rounds so drift in osmem (stalls, warm-up) hits both alike.
-        var directSeconds = 0.0, apiSeconds = 0.0
-        var directLatency = Latencies(), apiLatency = Latencies()
-        let rounds = 4
-        for _ in 0..<rounds {
-            let (ds, dl) = try await Self.load(total: requests / rounds, concurrency: concurrency) { i in
-                _ = try await client.search("orders", body: bodies[i % bodies.count])
-            }
-            let (s, l) = try await Self.load(total: requests / rounds, concurrency: concurrency) { i in
-                let response = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
-                                           headers: [authorization])
-                guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
-            }
-            directSeconds += ds; directLatency.add(dl)
-            apiSeconds += s; apiLatency.add(l)
+        let (directSeconds, directLatency, apiSeconds, apiLatency) = try await Self.alternate(requests: requests, concurrency: concurrency) { i in
+            _ = try await client.search("orders", body: bodies[i % bodies.count])
+        } api: { i in
+            let response = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(queries[i % queries.count])",
+                                                  headers: [authorization])
+            guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
         }
         api.stop()
 
@@ -257,23 +242,24 @@ public struct ServiceBenchmarks: Sendable {
         defer { stubAPI.stop() }
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
         _ = try await Self.load(total: memoryRequests / 10, concurrency: concurrency) { i in
-            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(queries[i % queries.count])",
                                            headers: [authorization])
         }
         let rssEarly = stubAPI.rssMegabytes
         let (stubSeconds, stubLatency) = try await Self.load(total: memoryRequests, concurrency: concurrency) { i in
-            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(snapshot[i % snapshot.count])",
+            _ = try await http.execute(method: "GET", url: "http://127.0.0.1:\(port)/search/orders?\(queries[i % queries.count])",
                                            headers: [authorization])
         }
         let rssLate = stubAPI.rssMegabytes
 
         let ratio = directSeconds / apiSeconds
+        let requests = requests / 4 * 4
         report.add("auth_us_per_request", try await Self.verificationMicroseconds(secret: env.authSecret, token: authorization.1))
         report.add("orders", orders)
-        report.add("requests", requests / rounds * rounds)
+        report.add("requests", requests)
         report.add("concurrency", concurrency)
-        report.add("queries_per_s", Double(requests / rounds * rounds) / apiSeconds)
-        report.add("direct_queries_per_s", Double(requests / rounds * rounds) / directSeconds)
+        report.add("queries_per_s", Double(requests) / apiSeconds)
+        report.add("direct_queries_per_s", Double(requests) / directSeconds)
         report.add("ratio_vs_direct", ratio)
         report.add("p50_ms", apiLatency.percentile(50) * 1000)
         report.add("p99_ms", apiLatency.percentile(99) * 1000)
@@ -291,6 +277,35 @@ public struct ServiceBenchmarks: Sendable {
         report.target("API ≥ 0.9× direct throughput", ratio >= 0.9)
         report.target("memory flat over \(memoryRequests) requests (growth ≤ 1.2×)", rssLate / max(rssEarly, 0.001) <= 1.2)
         return report
+    }
+
+    /// The search mix plus three cursors 10, 20 and 30 pages down one query (deep pages).
+    static func queryMixWithDeepPages(http: CurlHTTPClient, base: String, authorization: (String, String)) async throws -> [String] {
+        var queries = queryMix
+        var cursor: String?
+        for page in 0..<30 {
+            let q = "sort=-created_at&size=100" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let body = try await http.execute(method: "GET", url: "\(base)/search/orders?\(q)", headers: [authorization]).body
+            cursor = (try? JSONParser.parse(body))?["next_cursor"]?.stringValue
+            if page % 10 == 9 { queries.append(q) }
+            if cursor == nil { break }
+        }
+        return queries
+    }
+
+    /// Runs `direct` and `api` in four alternating rounds, so drift in osmem (stalls, warm-up) hits both alike.
+    static func alternate(requests: Int, concurrency: Int, direct: @escaping @Sendable (Int) async throws -> Void,
+                          api: @escaping @Sendable (Int) async throws -> Void) async throws -> (Double, Latencies, Double, Latencies) {
+        var directSeconds = 0.0, apiSeconds = 0.0
+        var directLatency = Latencies(), apiLatency = Latencies()
+        let rounds = 4
+        for _ in 0..<rounds {
+            let (ds, dl) = try await load(total: requests / rounds, concurrency: concurrency, direct)
+            let (s, l) = try await load(total: requests / rounds, concurrency: concurrency, api)
+            directSeconds += ds; directLatency.add(dl)
+            apiSeconds += s; apiLatency.add(l)
+        }
+        return (directSeconds, directLatency, apiSeconds, apiLatency)
     }
 
     /// The in-process cost of verifying one bearer token, as every request pays it.

@@ -13,7 +13,12 @@ public enum SQL {
     public static func us(_ column: String, as alias: String) -> String { "(extract(epoch FROM \(column)) * 1000000)::bigint AS \(alias)" }
 
     /// The timestamp of the epoch-milliseconds parameter `$n`.
-    public static func ts(_ parameter: Int) -> String { "('epoch'::timestamptz + $\(parameter)::bigint * interval '1 millisecond')" }
+    public static func ts(_ parameter: Int) -> String { timestamp(fromMilliseconds: "$\(parameter)::bigint") }
+
+    /// The timestamp of an epoch-milliseconds SQL expression.
+    public static func timestamp(fromMilliseconds expression: String) -> String {
+        "('epoch'::timestamptz + \(expression) * interval '1 millisecond')"
+    }
 
     static let orderColumns = """
         id, version, status, customer_id, currency, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country,

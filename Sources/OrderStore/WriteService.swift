@@ -1,3 +1,4 @@
+import Foundation
 import JSONSupport
 import Logging
 import OrderDomain
@@ -212,23 +213,15 @@ public struct WriteService: Sendable {
         return StoredResponse(status: row.int(1)!, headers: parseHeaders(row.string(2)!), body: row.string(3)!)
     }
 
+    /// The stored response headers as a JSON object (keys sorted, so equal headers store equal text).
     static func headersJSON(_ headers: [String: String]) -> String {
-        var w = JSONWriter()
-        w.raw("{")
-        for (i, (k, v)) in headers.sorted(by: { $0.key < $1.key }).enumerated() {
-            if i > 0 { w.raw(",") }
-            w.key(k)
-            w.string(v)
-        }
-        w.raw("}")
-        return w.string
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(headers)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     static func parseHeaders(_ json: String) -> [String: String] {
-        guard case .object(let o)? = try? JSONParser.parse(json) else { return [:] }
-        var headers: [String: String] = [:]
-        for (k, v) in o.pairs { if let s = v.stringValue { headers[k] = s } }
-        return headers
+        (try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))) ?? [:]
     }
 
     /// Deletes idempotency keys older than the retention (the contract keeps them at least 24 h).

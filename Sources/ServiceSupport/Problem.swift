@@ -1,11 +1,11 @@
+import Foundation
 import Hummingbird
-import JSONSupport
 
 /// An RFC 9457 problem detail. The only error type that reaches HTTP clients;
 /// everything else is turned into one of these at the edge, so no SQL text,
 /// stack trace or Elasticsearch request can leak into a response.
 public struct Problem: HTTPResponseError, Sendable {
-    public struct FieldProblem: Sendable, Equatable {
+    public struct FieldProblem: Sendable, Equatable, Encodable {
         public let field: String
         public let message: String
         public init(field: String, message: String) {
@@ -49,27 +49,11 @@ public struct Problem: HTTPResponseError, Sendable {
         }
     }
 
+    /// The `application/problem+json` body: the RFC 9457 members, `errors`, then the extensions.
     public var body: String {
-        var w = JSONWriter()
-        w.raw("{\"type\":"); w.string(typeURI)
-        w.raw(",\"title\":"); w.string(title)
-        w.raw(",\"status\":"); w.int(status.code)
-        if let detail { w.raw(",\"detail\":"); w.string(detail) }
-        if !errors.isEmpty {
-            w.raw(",\"errors\":[")
-            for (i, e) in errors.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.raw("{\"field\":"); w.string(e.field)
-                w.raw(",\"message\":"); w.string(e.message)
-                w.raw("}")
-            }
-            w.raw("]")
-        }
-        for (k, v) in extensions {
-            w.raw(","); w.key(k); w.string(v)
-        }
-        w.raw("}")
-        return w.string
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"status":\#(status.code)}"#
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -104,5 +88,26 @@ extension Response {
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+extension Problem: Encodable {
+    private struct Key: CodingKey {
+        let stringValue: String
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.init(stringValue) }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Encodable by hand only because the extension members are named at run time.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(typeURI, forKey: Key("type"))
+        try container.encode(title, forKey: Key("title"))
+        try container.encode(status.code, forKey: Key("status"))
+        try container.encodeIfPresent(detail, forKey: Key("detail"))
+        if !errors.isEmpty { try container.encode(errors, forKey: Key("errors")) }
+        for (name, value) in extensions { try container.encode(value, forKey: Key(name)) }
     }
 }

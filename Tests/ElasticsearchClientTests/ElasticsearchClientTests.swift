@@ -3,6 +3,7 @@ import Hummingbird
 import JSONSupport
 import Synchronization
 import Testing
+import ServiceTesting
 
 #if canImport(Glibc)
 import Glibc
@@ -105,7 +106,7 @@ import Glibc
         // A peer that accepts and never answers.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = loopback(port: 0)
+        var address = LoopbackPort.address(port: 0)
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         listen(fd, 16)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -117,21 +118,17 @@ import Glibc
         configuration.requestTimeout = .seconds(60)
         configuration.lowSpeedTime = .seconds(2)
         let http = CurlHTTPClient(configuration: configuration)
-        defer { Task { await http.shutdown() } }
-        let stuck = Task { try await http.execute(method: "GET", url: url) }
-        try await Task.sleep(for: .milliseconds(300))
-        await #expect { try await http.execute(method: "GET", url: url) } throws: { ($0 as? TransportError)?.kind == .busy }
-        let started = ContinuousClock.now
-        await #expect { try await stuck.value } throws: { ($0 as? TransportError)?.kind == .timeout }
-        #expect(ContinuousClock.now - started < .seconds(30))  // the low-speed limit, not the 60 s request timeout
+        do {
+            let stuck = Task { try await http.execute(method: "GET", url: url) }
+            try await Task.sleep(for: .milliseconds(300))
+            await #expect { try await http.execute(method: "GET", url: url) } throws: { ($0 as? TransportError)?.kind == .busy }
+            let started = ContinuousClock.now
+            await #expect { try await stuck.value } throws: { ($0 as? TransportError)?.kind == .timeout }
+            #expect(ContinuousClock.now - started < .seconds(30))  // the low-speed limit, not the 60 s request timeout
+        } catch {
+            await http.shutdown()
+            throw error
+        }
+        await http.shutdown()
     }
-}
-
-/// 127.0.0.1:port as a socket address.
-func loopback(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return address
 }

@@ -170,58 +170,55 @@ import Testing
 
     /// A customer's searches cover its own orders only: hits, totals and every facet count.
     @Test func customerSearchIsLimitedToItsOwnOrders() async throws {
-        let h = try await IndexerHarness.start()
-        let indexer = try h.startIndexer()
-        let client = ElasticsearchClient(configuration: .init(baseURL: h.elasticsearchURL))
-        let (port, task) = try await startSearchAPI(client: client, alias: h.alias)
-        defer { Task { task.cancel(); await indexer.stop(); await client.shutdown(); await h.stop() } }
-        let w = try await World.make(h.api)
-        let aliceMore = try await h.api.placeOrders(3, customerID: w.alice)
-        let bobMore = try await h.api.placeOrders(5, customerID: w.bob)
-        #expect(await eventually { (try? await h.elasticsearch.count(h.alias)) == 10 })
-        let base = TestHTTP(base: "http://127.0.0.1:\(port)")
-        let alice = base.with(bearer: try await TestEnvironment.token([.customer], customerID: w.alice))
+        try await IndexerHarness.withIndexerAndSearch { h, searchURL in
+            let w = try await World.make(h.api)
+            let aliceMore = try await h.api.placeOrders(3, customerID: w.alice)
+            let bobMore = try await h.api.placeOrders(5, customerID: w.bob)
+            #expect(await eventually { (try? await h.elasticsearch.count(h.alias)) == 10 })
+            let base = TestHTTP(base: searchURL)
+            let alice = base.with(bearer: try await TestEnvironment.token([.customer], customerID: w.alice))
 
-        let all = try await alice.get("/search/orders?size=100")
-        #expect(all.status == 200)
-        #expect(all.json["total"]?.intValue == 4)
-        let ids = Set((all.json["hits"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
-        #expect(ids == Set([w.aliceOrder] + aliceMore))
-        for facet in ["status", "country", "currency", "total_range", "created_month"] {
-            #expect(all.json["facets"]?[facet]?.facetCounts.values.reduce(0, +) == 4, "\(facet)")
-        }
-        // Bob's name matches his orders only: none for Alice, not even in the counts.
-        let byName = try await alice.get("/search/orders?q=Qwvut")
-        #expect(byName.json["total"]?.intValue == 0)
-        #expect(byName.json["facets"]?["status"]?.facetCounts.isEmpty == true)
-        expectProblem(try await alice.get("/search/orders?customer_id=\(w.bob)"), 403)
-        expectProblem(try await alice.get("/search/orders?customer_id=\(w.alice),\(w.bob)"), 403)
-        #expect(try await alice.get("/search/orders?customer_id=\(w.alice)").json["total"]?.intValue == 4)
-        #expect(try await alice.get("/search/orders/\(w.aliceOrder)").status == 200)
-        expectProblem(try await alice.get("/search/orders/\(w.bobOrder)"), 404)
-        expectProblem(try await alice.get("/search/orders/\(bobMore[0])"), 404)
+            let all = try await alice.get("/search/orders?size=100")
+            #expect(all.status == 200)
+            #expect(all.json["total"]?.intValue == 4)
+            let ids = Set((all.json["hits"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue })
+            #expect(ids == Set([w.aliceOrder] + aliceMore))
+            for facet in ["status", "country", "currency", "total_range", "created_month"] {
+                #expect(all.json["facets"]?[facet]?.facetCounts.values.reduce(0, +) == 4, "\(facet)")
+            }
+            // Bob's name matches his orders only: none for Alice, not even in the counts.
+            let byName = try await alice.get("/search/orders?q=Qwvut")
+            #expect(byName.json["total"]?.intValue == 0)
+            #expect(byName.json["facets"]?["status"]?.facetCounts.isEmpty == true)
+            expectProblem(try await alice.get("/search/orders?customer_id=\(w.bob)"), 403)
+            expectProblem(try await alice.get("/search/orders?customer_id=\(w.alice),\(w.bob)"), 403)
+            #expect(try await alice.get("/search/orders?customer_id=\(w.alice)").json["total"]?.intValue == 4)
+            #expect(try await alice.get("/search/orders/\(w.aliceOrder)").status == 200)
+            expectProblem(try await alice.get("/search/orders/\(w.bobOrder)"), 404)
+            expectProblem(try await alice.get("/search/orders/\(bobMore[0])"), 404)
 
-        // Staff and fulfilment see everything; payments and metrics may not search.
-        for roles: [Role] in [[.staff], [.fulfilment]] {
-            let reply = try await base.with(bearer: try await TestEnvironment.token(roles)).get("/search/orders?q=Qwvut")
-            #expect(reply.json["total"]?.intValue == 6)
-        }
-        for roles: [Role] in [[.payments], [.metrics]] {
-            let other = base.with(bearer: try await TestEnvironment.token(roles))
-            expectProblem(try await other.get("/search/orders"), 403)
-            expectProblem(try await other.get("/search/orders/\(w.aliceOrder)"), 403)
-        }
-        expectProblem(try await base.get("/search/orders"), 401)
-        #expect(try await base.get("/health").status == 200)
+            // Staff and fulfilment see everything; payments and metrics may not search.
+            for roles: [Role] in [[.staff], [.fulfilment]] {
+                let reply = try await base.with(bearer: try await TestEnvironment.token(roles)).get("/search/orders?q=Qwvut")
+                #expect(reply.json["total"]?.intValue == 6)
+            }
+            for roles: [Role] in [[.payments], [.metrics]] {
+                let other = base.with(bearer: try await TestEnvironment.token(roles))
+                expectProblem(try await other.get("/search/orders"), 403)
+                expectProblem(try await other.get("/search/orders/\(w.aliceOrder)"), 403)
+            }
+            expectProblem(try await base.get("/search/orders"), 401)
+            #expect(try await base.get("/health").status == 200)
 
-        // A customer's consistency token waits only for its own writes.
-        let bobWrite = try await h.api.client.patch("/customers/\(w.bob)", json(["name": "Bob Renamed"]))
-        let bobToken = try #require(bobWrite.header("consistency-token"))
-        #expect(expectProblem(try await alice.get("/search/orders", headers: [("Consistency-Token", bobToken)]), 400) == ["Consistency-Token"])
-        let aliceWrite = try await h.api.client.patch("/customers/\(w.alice)", json(["name": "Alice Renamed"]))
-        let aliceToken = try #require(aliceWrite.header("consistency-token"))
-        let waited = try await alice.get("/search/orders", headers: [("Consistency-Token", aliceToken), ("Consistency-Wait", "10000")])
-        #expect(waited.header("read-model-caught-up") == "true")
+            // A customer's consistency token waits only for its own writes.
+            let bobWrite = try await h.api.client.patch("/customers/\(w.bob)", json(["name": "Bob Renamed"]))
+            let bobToken = try #require(bobWrite.header("consistency-token"))
+            #expect(expectProblem(try await alice.get("/search/orders", headers: [("Consistency-Token", bobToken)]), 400) == ["Consistency-Token"])
+            let aliceWrite = try await h.api.client.patch("/customers/\(w.alice)", json(["name": "Alice Renamed"]))
+            let aliceToken = try #require(aliceWrite.header("consistency-token"))
+            let waited = try await alice.get("/search/orders", headers: [("Consistency-Token", aliceToken), ("Consistency-Wait", "10000")])
+            #expect(waited.header("read-model-caught-up") == "true")
+        }
     }
 
     /// Tokens and `Authorization` headers never reach a log line, at any level.

@@ -7,6 +7,7 @@ import OrderSearchAPI
 import LibPQClient
 import ServiceSupport
 import Testing
+import ServiceTesting
 import TokenSigning
 
 #if canImport(Glibc)
@@ -23,6 +24,11 @@ import Glibc
         let proxy: FaultProxy
         let task: Task<Void, any Error>
         let client: ElasticsearchClient
+
+        /// Runs `body` against a fresh counted search API, stopped afterwards.
+        static func with(consistency: ConsistencyWaitPolicy = .init(), _ body: (CountedSearch) async throws -> Void) async throws {
+            try await withScoped({ try await start(consistency: consistency) }, stop: { await $0.stop() }, body)
+        }
 
         static func start(consistency: ConsistencyWaitPolicy = .init()) async throws -> CountedSearch {
             let fixture = try await SearchFixture.shared.value
@@ -63,103 +69,100 @@ import Glibc
     }
 
     @Test func twentyThousandFilterValuesAreRefusedWithoutElasticsearch() async throws {
-        let search = try await CountedSearch.start()
-        defer { Task { await search.stop() } }
-        // 20k distinct values in a 77 KB URL (under the 80 KB request-head limit).
-        let many = (0..<20_000).map { String($0, radix: 36) }.joined(separator: ",")
-        #expect(many.utf8.count < 78 * 1024)
-        let reply = try await search.http.get("/search/orders?customer_id=\(many)")
-        #expect(expectProblem(reply, 400) == ["customer_id"])
-        #expect(search.proxy.requestCount == 0)
+        try await CountedSearch.with() { search in
+            // 20k distinct values in a 77 KB URL (under the 80 KB request-head limit).
+            let many = (0..<20_000).map { String($0, radix: 36) }.joined(separator: ",")
+            #expect(many.utf8.count < 78 * 1024)
+            let reply = try await search.http.get("/search/orders?customer_id=\(many)")
+            #expect(expectProblem(reply, 400) == ["customer_id"])
+            #expect(search.proxy.requestCount == 0)
+        }
     }
 
     @Test func forgedAlteredAndForeignTokensAndCursorsCostNoElasticsearchCall() async throws {
-        let search = try await CountedSearch.start()
-        defer { Task { await search.stop() } }
-        let fixture = try await SearchFixture.shared.value
-        let cursor = try #require(try await fixture.search.get("/search/orders?size=3").json["next_cursor"]?.stringValue)
-        let signer = try TestEnvironment.signer
-        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
-        let genuine = signer.sign(token.payload, for: .consistency)
-        let other = try TokenSigner(key: String(repeating: "x", count: 40)).sign(token.payload, for: .consistency)
-        let unsigned = Base64URL.encode(Array("v1|o|ord_seed_001|999".utf8))
-        var altered = Array(genuine)
-        altered[3] = altered[3] == "A" ? "B" : "A"
-        let before = search.proxy.requestCount
-        for forged in [unsigned, other, String(altered), genuine + "x", cursor] {
-            let reply = try await search.http.get("/search/orders", headers: [("Consistency-Token", forged), ("Consistency-Wait", "10000")])
-            #expect(expectProblem(reply, 400) == ["Consistency-Token"])
+        try await CountedSearch.with() { search in
+            let fixture = try await SearchFixture.shared.value
+            let cursor = try #require(try await fixture.search.get("/search/orders?size=3").json["next_cursor"]?.stringValue)
+            let signer = try TestEnvironment.signer
+            let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
+            let genuine = signer.sign(token.payload, for: .consistency)
+            let other = try TokenSigner(key: String(repeating: "x", count: 40)).sign(token.payload, for: .consistency)
+            let unsigned = Base64URL.encode(Array("v1|o|ord_seed_001|999".utf8))
+            var altered = Array(genuine)
+            altered[3] = altered[3] == "A" ? "B" : "A"
+            let before = search.proxy.requestCount
+            for forged in [unsigned, other, String(altered), genuine + "x", cursor] {
+                let reply = try await search.http.get("/search/orders", headers: [("Consistency-Token", forged), ("Consistency-Wait", "10000")])
+                #expect(expectProblem(reply, 400) == ["Consistency-Token"])
+            }
+            var alteredCursor = Array(cursor)
+            alteredCursor[5] = alteredCursor[5] == "A" ? "B" : "A"
+            for forged in [String(alteredCursor), genuine, Base64URL.encode(Array(#"{"f":"x","s":[1,"a"]}"#.utf8))] {
+                #expect(expectProblem(try await search.http.get("/search/orders?size=3&cursor=\(forged)"), 400) == ["cursor"])
+            }
+            #expect(search.proxy.requestCount == before)
         }
-        var alteredCursor = Array(cursor)
-        alteredCursor[5] = alteredCursor[5] == "A" ? "B" : "A"
-        for forged in [String(alteredCursor), genuine, Base64URL.encode(Array(#"{"f":"x","s":[1,"a"]}"#.utf8))] {
-            #expect(expectProblem(try await search.http.get("/search/orders?size=3&cursor=\(forged)"), 400) == ["cursor"])
-        }
-        #expect(search.proxy.requestCount == before)
     }
 
     /// A genuine token for a version that never comes: polls back off, so a wait costs a bounded number of calls.
     @Test func readYourWritesPollsBackOff() async throws {
         let policy = ConsistencyWaitPolicy()
-        let search = try await CountedSearch.start(consistency: policy)
-        defer { Task { await search.stop() } }
-        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
-        let header = try TestEnvironment.signer.sign(token.payload, for: .consistency)
-        let before = search.proxy.requestCount
-        let reply = try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "3000")])
-        #expect(reply.status == 200)
-        #expect(reply.header("read-model-caught-up") == "false")
-        let calls = search.proxy.requestCount - before
-        // One _count per poll (first check + one per pause) and the search itself.
-        #expect(calls <= policy.pauses(within: .milliseconds(3000)).count + 2)
-        #expect(calls >= 3)
-        #expect(policy.pauses(within: .seconds(10)).count + 1 <= 32)
+        try await CountedSearch.with(consistency: policy) { search in
+            let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
+            let header = try TestEnvironment.signer.sign(token.payload, for: .consistency)
+            let before = search.proxy.requestCount
+            let reply = try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "3000")])
+            #expect(reply.status == 200)
+            #expect(reply.header("read-model-caught-up") == "false")
+            let calls = search.proxy.requestCount - before
+            // One _count per poll (first check + one per pause) and the search itself.
+            #expect(calls <= policy.pauses(within: .milliseconds(3000)).count + 2)
+            #expect(calls >= 3)
+            #expect(policy.pauses(within: .seconds(10)).count + 1 <= 32)
+        }
     }
 
     @Test func tooManyWaitersGet503WithRetryAfter() async throws {
         var policy = ConsistencyWaitPolicy()
         policy.maxWaiters = 1
-        let search = try await CountedSearch.start(consistency: policy)
-        defer { Task { await search.stop() } }
-        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
-        let header = try TestEnvironment.signer.sign(token.payload, for: .consistency)
-        let waiting = Task { try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "4000")]) }
-        // Wait until the first request is polling (its first _count has gone out).
-        #expect(await eventually(timeout: .seconds(5), every: .milliseconds(20)) { search.proxy.requestCount >= 2 })
-        let refused = try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "4000")])
-        expectProblem(refused, 503)
-        #expect(refused.header("retry-after") == "1")
-        #expect(try await waiting.value.status == 200)
+        try await CountedSearch.with(consistency: policy) { search in
+            let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
+            let header = try TestEnvironment.signer.sign(token.payload, for: .consistency)
+            let waiting = Task { try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "4000")]) }
+            // Wait until the first request is polling (its first _count has gone out).
+            #expect(await eventually(timeout: .seconds(5), every: .milliseconds(20)) { search.proxy.requestCount >= 2 })
+            let refused = try await search.http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "4000")])
+            expectProblem(refused, 503)
+            #expect(refused.header("retry-after") == "1")
+            #expect(try await waiting.value.status == 200)
+        }
     }
 
     @Test func highlightsAreEscapedHTMLWithOnlyMarkTags() async throws {
-        let h = try await IndexerHarness.start()
-        let indexer = try h.startIndexer()
-        let client = ElasticsearchClient(configuration: .init(baseURL: h.elasticsearchURL))
-        let (port, task) = try await startSearchAPI(client: client, alias: h.alias)
-        defer { Task { task.cancel(); await indexer.stop(); await client.shutdown(); await h.stop() } }
-        let customer = try await h.api.createCustomer(name: "<img src=x onerror=alert(1)> Zqxwv & \"Co\"")
-        _ = try await h.api.placeOrders(1, customerID: customer)
-        #expect(await eventually { (try? await h.elasticsearch.count(h.alias)) == 1 })
-        let search = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
-        let reply = try await search.get("/search/orders?q=Zqxwv")
-        let fragment = try #require(reply.json["hits"]?[0]?["highlight"]?["customer.name"]?[0]?.stringValue)
-        #expect(fragment.contains("&lt;img src=x onerror=alert(1)&gt;"))
-        #expect(fragment.contains("<mark>Zqxwv</mark>"))
-        #expect(fragment.contains("&amp;"))
-        #expect(!fragment.contains("<img"))
-        // The document itself keeps the raw text (it is JSON, not HTML).
-        #expect(reply.json["hits"]?[0]?["customer"]?["name"]?.stringValue == "<img src=x onerror=alert(1)> Zqxwv & \"Co\"")
+        try await IndexerHarness.withIndexerAndSearch { h, searchURL in
+            let customer = try await h.api.createCustomer(name: "<img src=x onerror=alert(1)> Zqxwv & \"Co\"")
+            _ = try await h.api.placeOrders(1, customerID: customer)
+            #expect(await eventually { (try? await h.elasticsearch.count(h.alias)) == 1 })
+            let search = TestHTTP(base: searchURL, bearer: try await TestEnvironment.token([.staff]))
+            let reply = try await search.get("/search/orders?q=Zqxwv")
+            let fragment = try #require(reply.json["hits"]?[0]?["highlight"]?["customer.name"]?[0]?.stringValue)
+            #expect(fragment.contains("&lt;img src=x onerror=alert(1)&gt;"))
+            #expect(fragment.contains("<mark>Zqxwv</mark>"))
+            #expect(fragment.contains("&amp;"))
+            #expect(!fragment.contains("<img"))
+            // The document itself keeps the raw text (it is JSON, not HTML).
+            #expect(reply.json["hits"]?[0]?["customer"]?["name"]?.stringValue == "<img src=x onerror=alert(1)> Zqxwv & \"Co\"")
+        }
     }
 
     @Test func pathIdsAreValidatedBeforeElasticsearch() async throws {
-        let search = try await CountedSearch.start()
-        defer { Task { await search.stop() } }
-        for id in ["..", "%2E%2E", "ord%2F..%2F_search", "a%20b", "%00", String(repeating: "a", count: 101), "ord_1%3Fpretty"] {
-            expectProblem(try await search.http.get("/search/orders/\(id)"), 404)
+        try await CountedSearch.with() { search in
+            for id in ["..", "%2E%2E", "ord%2F..%2F_search", "a%20b", "%00", String(repeating: "a", count: 101), "ord_1%3Fpretty"] {
+                expectProblem(try await search.http.get("/search/orders/\(id)"), 404)
+            }
+            #expect(search.proxy.requestCount == 0)
+            #expect(try await search.http.get("/search/orders/ord_seed_001").status == 200)
         }
-        #expect(search.proxy.requestCount == 0)
-        #expect(try await search.http.get("/search/orders/ord_seed_001").status == 200)
     }
 
     /// A client that sends half a request and then nothing is disconnected after the idle timeout.
@@ -170,7 +173,7 @@ import Glibc
             let port = try #require(Int(api.client.base.split(separator: ":").last ?? ""))
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
-            var address = loopback(port: port)
+            var address = LoopbackPort.address(port: port)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
@@ -192,44 +195,34 @@ import Glibc
 /// libpq and libcurl limits, without HTTP in between.
 @Suite struct ClientLimitTests {
     @Test func statementTimeoutCancelsAndLockTimeoutIsATimeout() async throws {
-        let database = try await TestDatabase.create(poolSize: 2)
-        defer { Task { await database.close() } }
-        let session = PostgresSessionSettings(statementTimeout: .milliseconds(1000), lockTimeout: .milliseconds(100))
-        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: 2, session: session), logger: TestEnvironment.logger)
-        defer { Task { await pool.shutdown() } }
-        await #expect(throws: LibPQError(code: .queryCanceled, sqlState: "57014")) { try await pool.query("SELECT pg_sleep(2)") }
-        // One session holds a lock; the other gives up after lock_timeout.
-        try await pool.withReservedConnection { holder in
-            try await holder.execute("BEGIN")
-            try await holder.query("SELECT pg_advisory_xact_lock(42)")
-            await #expect(throws: LibPQError(code: .timeout, sqlState: "55P03")) { try await pool.query("SELECT pg_advisory_lock(42)") }
-            try await holder.execute("ROLLBACK")
+        try await TestDatabase.with(poolSize: 2) { database in
+            let session = PostgresSessionSettings(statementTimeout: .milliseconds(1000), lockTimeout: .milliseconds(100))
+            try await withPool(.init(connectionString: database.url, size: 2, session: session)) { pool in
+                await #expect(throws: LibPQError(code: .queryCanceled, sqlState: "57014")) { try await pool.query("SELECT pg_sleep(2)") }
+                // One session holds a lock; the other gives up after lock_timeout.
+                try await pool.withReservedConnection { holder in
+                    try await holder.execute("BEGIN")
+                    try await holder.query("SELECT pg_advisory_xact_lock(42)")
+                    await #expect(throws: LibPQError(code: .timeout, sqlState: "55P03")) { try await pool.query("SELECT pg_advisory_lock(42)") }
+                    try await holder.execute("ROLLBACK")
+                }
+            }
         }
     }
 
     @Test func poolRefusesWaitersBeyondItsBound() async throws {
-        let database = try await TestDatabase.create(poolSize: 1)
-        defer { Task { await database.close() } }
-        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: 1, acquireTimeout: .seconds(30), maxWaiters: 1),
-                                logger: TestEnvironment.logger)
-        defer { Task { await pool.shutdown() } }
-        try await pool.withReservedConnection { _ in
-            let waiter = Task { try await pool.query("SELECT 1") }
-            try await Task.sleep(for: .milliseconds(200))
-            let started = ContinuousClock.now
-            await #expect(throws: LibPQError(code: .timeout)) { try await pool.query("SELECT 1") }
-            #expect(ContinuousClock.now - started < .seconds(5))  // refused at once, not after the 30 s acquire timeout
-            waiter.cancel()
-            _ = waiter
+        try await TestDatabase.with(poolSize: 1) { database in
+            try await withPool(.init(connectionString: database.url, size: 1, acquireTimeout: .seconds(30), maxWaiters: 1)) { pool in
+                try await pool.withReservedConnection { _ in
+                    let waiter = Task { try await pool.query("SELECT 1") }
+                    try await Task.sleep(for: .milliseconds(200))
+                    let started = ContinuousClock.now
+                    await #expect(throws: LibPQError(code: .timeout)) { try await pool.query("SELECT 1") }
+                    #expect(ContinuousClock.now - started < .seconds(5))  // refused at once, not after the 30 s acquire timeout
+                    waiter.cancel()
+                    _ = waiter
+                }
+            }
         }
     }
-}
-
-/// 127.0.0.1:port as a socket address.
-func loopback(port: Int) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return address
 }

@@ -38,24 +38,25 @@ import Testing
         // -parent-pid: osmem exits by itself should the test process die first.
         let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())]
         let first = try ChildProcess(ChildProcess.osmem, arguments: arguments)
-        let h = try await IndexerHarness.start(elasticsearchURL: "http://127.0.0.1:\(port)")
         let second = Locked<ChildProcess?>(nil)
-        defer { Task { await h.stop(); first.kill(); second.value?.kill() } }
-        #expect(await eventually { await h.elasticsearch.ping() })
-        let indexer = try h.startIndexer()
-        let customer = try await h.api.createCustomer()
-        _ = try await h.api.placeOrders(20, customerID: customer)
-        #expect(await eventually { await h.inSync() })
+        try await withScoped({ first }, stop: { $0.kill(); second.value?.kill() }) { first in
+            try await IndexerHarness.with(elasticsearchURL: "http://127.0.0.1:\(port)") { h in
+                #expect(await eventually { await h.elasticsearch.ping() })
+                let indexer = try h.startIndexer()
+                let customer = try await h.api.createCustomer()
+                _ = try await h.api.placeOrders(20, customerID: customer)
+                #expect(await eventually { await h.inSync() })
 
-        first.kill()
-        let during = try await h.api.placeOrders(10, customerID: customer)  // guarantee 4
-        #expect(during.count == 10)
-        try await Task.sleep(for: .seconds(1))
-        let restarted = try ChildProcess(ChildProcess.osmem, arguments: arguments)
-        second.update { $0 = restarted }
-        #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-        #expect(try await h.expectedVersions().count == 30)
-        await indexer.stop()
-        restarted.kill()
+                first.kill()
+                let during = try await h.api.placeOrders(10, customerID: customer)  // guarantee 4
+                #expect(during.count == 10)
+                try await Task.sleep(for: .seconds(1))
+                let restarted = try ChildProcess(ChildProcess.osmem, arguments: arguments)
+                second.update { $0 = restarted }
+                #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+                #expect(try await h.expectedVersions().count == 30)
+                await indexer.stop()
+            }
+        }
     }
 }

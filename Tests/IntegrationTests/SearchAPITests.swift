@@ -202,33 +202,30 @@ import Testing
 
     /// Its own database, index and servers: it writes, and the shared fixture must stay at exactly 120 orders.
     @Test func readYourWritesWithConsistencyToken() async throws {
-        let h = try await IndexerHarness.start()
-        let indexer = try h.startIndexer()
-        let client = ElasticsearchClient(configuration: .init(baseURL: h.elasticsearchURL))
-        let (port, task) = try await startSearchAPI(client: client, alias: h.alias)
-        defer { Task { task.cancel(); await indexer.stop(); await h.stop() } }
-        let search = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
-        let api = h.api
-        let customer = try await api.createCustomer(name: "Token Tester")
-        let placed = try await api.placeOrder(customerID: customer, items: [("TOK-1", "Token Lamp", 1, "5.00")])
-        let token = try #require(placed.header("consistency-token"))
-        let id = try #require(placed.json["id"]?.stringValue)
-        let reply = try await search.get("/search/orders?q=\(id)", headers: [("Consistency-Token", token), ("Consistency-Wait", "10000")])
-        #expect(reply.status == 200)
-        #expect(reply.header("read-model-caught-up") == "true")
-        #expect(reply.json["hits"]?[0]?["id"]?.stringValue == id)
-        let renamed = try await api.client.patch("/customers/\(customer)", json(["name": "Token Renamed"]))
-        let after = try await search.get("/search/orders/\(id)", headers: [("Consistency-Token", renamed.header("consistency-token")!)])
-        #expect(after.header("read-model-caught-up") == "true")
-        #expect(after.json["customer"]?["name"]?.stringValue == "Token Renamed")
-        // Not yet applied (a version that does not exist): false after the wait.
-        let future = try ConsistencyTokenText.order(id, version: 99, customerID: customer)
-        let waited = try await search.get("/search/orders", headers: [("Consistency-Token", future), ("Consistency-Wait", "50")])
-        #expect(waited.status == 200)
-        #expect(waited.header("read-model-caught-up") == "false")
-        #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", "garbage")]), 400) == ["Consistency-Token"])
-        #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", token), ("Consistency-Wait", "10001")]), 400) == ["Consistency-Wait"])
-        #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", token), ("Consistency-Wait", "-1")]), 400) == ["Consistency-Wait"])
+        try await IndexerHarness.withIndexerAndSearch { h, searchURL in
+            let search = TestHTTP(base: searchURL, bearer: try await TestEnvironment.token([.staff]))
+            let api = h.api
+            let customer = try await api.createCustomer(name: "Token Tester")
+            let placed = try await api.placeOrder(customerID: customer, items: [("TOK-1", "Token Lamp", 1, "5.00")])
+            let token = try #require(placed.header("consistency-token"))
+            let id = try #require(placed.json["id"]?.stringValue)
+            let reply = try await search.get("/search/orders?q=\(id)", headers: [("Consistency-Token", token), ("Consistency-Wait", "10000")])
+            #expect(reply.status == 200)
+            #expect(reply.header("read-model-caught-up") == "true")
+            #expect(reply.json["hits"]?[0]?["id"]?.stringValue == id)
+            let renamed = try await api.client.patch("/customers/\(customer)", json(["name": "Token Renamed"]))
+            let after = try await search.get("/search/orders/\(id)", headers: [("Consistency-Token", renamed.header("consistency-token")!)])
+            #expect(after.header("read-model-caught-up") == "true")
+            #expect(after.json["customer"]?["name"]?.stringValue == "Token Renamed")
+            // Not yet applied (a version that does not exist): false after the wait.
+            let future = try ConsistencyTokenText.order(id, version: 99, customerID: customer)
+            let waited = try await search.get("/search/orders", headers: [("Consistency-Token", future), ("Consistency-Wait", "50")])
+            #expect(waited.status == 200)
+            #expect(waited.header("read-model-caught-up") == "false")
+            #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", "garbage")]), 400) == ["Consistency-Token"])
+            #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", token), ("Consistency-Wait", "10001")]), 400) == ["Consistency-Wait"])
+            #expect(expectProblem(try await search.get("/search/orders", headers: [("Consistency-Token", token), ("Consistency-Wait", "-1")]), 400) == ["Consistency-Wait"])
+        }
     }
 
     @Test func readinessFollowsElasticsearch() async throws {

@@ -130,13 +130,22 @@ extension WriteAPIHarness {
 extension IndexerHarness {
     /// Runs `body` with a fresh harness and stops it afterwards, also when `body` throws.
     static func with(elasticsearchURL: String? = nil, _ body: (IndexerHarness) async throws -> Void) async throws {
-        let h = try await start(elasticsearchURL: elasticsearchURL)
-        do {
-            try await body(h)
-        } catch {
-            await h.stop()
-            throw error
+        try await withScoped({ try await start(elasticsearchURL: elasticsearchURL) }, stop: { await $0.stop() }, body)
+    }
+}
+
+extension IndexerHarness {
+    /// A fresh harness with an indexer running and a search API in front of its index;
+    /// `body` gets the search API's base URL. Everything is stopped afterwards, also when `body` throws.
+    static func withIndexerAndSearch(_ body: (IndexerHarness, String) async throws -> Void) async throws {
+        try await with { h in
+            try await withScoped({ try h.startIndexer() }, stop: { await $0.stop() }) { _ in
+                let client = ElasticsearchClient(configuration: .init(baseURL: h.elasticsearchURL))
+                try await withScoped({ try await startSearchAPI(client: client, alias: h.alias) },
+                                     stop: { $0.1.cancel(); await client.shutdown() }) { server in
+                    try await body(h, "http://127.0.0.1:\(server.0)")
+                }
+            }
         }
-        await h.stop()
     }
 }

@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import ServiceSupport
+import ServiceTesting
 
 /// Child processes for tests that need a real process boundary (SIGKILL, a
 /// search server that dies and comes back empty).
@@ -36,5 +36,5 @@ final class ChildProcess: @unchecked Sendable {
 
     static var osmem: URL { TestEnvironment.repositoryRoot.appendingPathComponent(".venv/bin/osmem-server") }
 
-    static func freePort() -> Int { HostAndPort.freeLoopbackPort() }
+    static func freePort() -> Int { LoopbackPort.free() }
 }

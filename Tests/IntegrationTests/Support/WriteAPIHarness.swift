@@ -77,13 +77,6 @@ extension WriteAPIHarness {
     /// Runs `body` against a fresh write API and stops it afterwards, also when `body` throws.
     static func with(database: TestDatabase? = nil, limits: HTTPServerLimits = .init(), auth: AuthConfiguration? = nil,
                      logger: Logger = TestEnvironment.logger, _ body: (WriteAPIHarness) async throws -> Void) async throws {
-        let api = try await start(database: database, limits: limits, auth: auth, logger: logger)
-        do {
-            try await body(api)
-        } catch {
-            await api.stop()
-            throw error
-        }
-        await api.stop()
+        try await withScoped({ try await start(database: database, limits: limits, auth: auth, logger: logger) }, stop: { await $0.stop() }, body)
     }
 }
