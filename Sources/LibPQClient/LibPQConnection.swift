@@ -205,7 +205,7 @@ public struct PostgresSessionSettings: Sendable, Equatable {
 
     var options: String {
         var parts = ["-c client_min_messages=warning"]
-        func ms(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+        func ms(_ d: Duration) -> Int64 { d.wholeMilliseconds }
         if let statementTimeout { parts.append("-c statement_timeout=\(ms(statementTimeout))") }
         if let lockTimeout { parts.append("-c lock_timeout=\(ms(lockTimeout))") }
         if let idleInTransactionTimeout { parts.append("-c idle_in_transaction_session_timeout=\(ms(idleInTransactionTimeout))") }

@@ -9,6 +9,13 @@ extension Int: PostgresBindable { public var postgresText: String { String(self)
 extension Int64: PostgresBindable { public var postgresText: String { String(self) } }
 extension Int32: PostgresBindable { public var postgresText: String { String(self) } }
 extension Bool: PostgresBindable { public var postgresText: String { self ? "t" : "f" } }
+/// An `interval` in whole milliseconds (`$1::interval`).
+extension Duration: PostgresBindable { public var postgresText: String { "\(wholeMilliseconds) milliseconds" } }
+
+extension Duration {
+    /// Whole milliseconds, as PostgreSQL settings and intervals take them.
+    public var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
 
 /// A text array literal (`{"a","b"}`) for `= ANY($1::text[])`.
 public struct PostgresTextArray: PostgresBindable {

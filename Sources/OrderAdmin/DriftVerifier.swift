@@ -8,6 +8,11 @@ import IndexSchema
 /// Compares PostgreSQL (id, version) with the index (id, version) by walking
 /// both in id order, a page at a time (flat memory), and optionally repairs
 /// what drifted with the indexer's own document builder and versions.
+///
+/// Safe on a live system (guarantee 8): the walk only finds *candidates*; each
+/// is settled (`settle`) against PostgreSQL, the outbox and a realtime read of
+/// the index before it counts. An order with an event still in the outbox is
+/// lag, not drift. Every read is a statement of its own: nothing stays open.
 public struct DriftVerifier: Sendable {
     public enum Drift: Sendable, Equatable {
         /// In PostgreSQL, not in the index.
@@ -31,8 +36,18 @@ public struct DriftVerifier: Sendable {
         public var missing = 0
         public var stale = 0
         public var extra = 0
+        /// Candidates whose events were still in the outbox: the indexers will apply them.
+        public var lagging = 0
         public var repaired = 0
         public var drifted: Int { missing + stale + extra }
+
+        mutating func count(_ drift: Drift) {
+            switch drift {
+            case .missing: missing += 1
+            case .stale: stale += 1
+            case .extra: extra += 1
+            }
+        }
     }
 
     let pool: PostgresPool
@@ -40,6 +55,8 @@ public struct DriftVerifier: Sendable {
     let layout: IndexLayout
     let pageSize: Int
     let logger: Logger
+    /// How long `--repair` waits for delete tombstones (`index.gc_deletes`, 60 s by default) to expire.
+    public var tombstoneWait: Duration = .seconds(180)
 
     public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, pageSize: Int = 1000, logger: Logger) {
         self.pool = pool
@@ -49,56 +66,66 @@ public struct DriftVerifier: Sendable {
         self.logger = logger
     }
 
-    /// Walks everything; `onDrift` sees each drifted id as it is found. With
-    /// `repair`, each page's drift is fixed before moving on.
-    public func run(repair: Bool, onDrift: @Sendable (Drift) -> Void = { _ in }) async throws -> Report {
+    /// Walks everything; `onDrift` sees each settled drift as it is found. With `repair`, each
+    /// page's drift is fixed before moving on, and documents a delete tombstone refuses are
+    /// retried until the tombstone expires (`onProgress` says so).
+    public func run(repair: Bool, onDrift: @Sendable (Drift) -> Void = { _ in },
+                    onProgress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
         var report = Report()
-        var database = PageReader<(String, Int64)> { after in
-            try await pool.query(
-                """
-                SELECT o.id, \(DocumentVersion.sqlExpression) FROM orders o JOIN customers c ON c.id = o.customer_id
-                WHERE o.id > $1 ORDER BY o.id LIMIT $2
-                """, [after ?? "", pageSize]
-            ).map { ($0.string(0)!, $0.int64(1)!) }
-        } key: { $0.0 }
-        var index = PageReader<(String, Int64)> { after in try await indexPage(after: after) } key: { $0.0 }
+        var blocked: [String] = []
+        try await walk(report: &report) { candidates, report in
+            let drift = try await settle(candidates, report: &report)
+            drift.forEach { report.count($0); onDrift($0) }
+            if repair {
+                let outcome = try await fix(drift)
+                report.repaired += outcome.fixed
+                blocked += outcome.blocked
+            }
+        }
+        if repair, !blocked.isEmpty {
+            report.repaired += try await waitOutTombstones(blocked, onProgress: onProgress)
+        }
+        return report
+    }
 
-        var pending: [Drift] = []
+    /// Merges the two id-ordered streams; hands candidates on in groups of at most `pageSize`.
+    private func walk(report: inout Report, _ handle: ([Drift], inout Report) async throws -> Void) async throws {
+        var database = PageReader<(String, Int64)> { after in try await databasePage(after: after) } key: { $0.0 }
+        var index = PageReader<(String, Int64)> { after in try await indexPage(after: after) } key: { $0.0 }
+        var candidates: [Drift] = []
         while true {
             let a = try await database.peek()
             let b = try await index.peek()
             if a == nil && b == nil { break }
-            let drift: Drift?
             if let a, b == nil || a.0 < b!.0 {
-                drift = .missing(a.0)
+                candidates.append(.missing(a.0))
                 report.checked += 1
                 _ = try await database.next()
             } else if let b, a == nil || b.0 < a!.0 {
-                drift = .extra(b.0)
+                candidates.append(.extra(b.0))
                 _ = try await index.next()
             } else {
                 let (a, b) = (a!, b!)
                 report.checked += 1
-                drift = b.1 < a.1 ? .stale(a.0, indexed: b.1, current: a.1) : nil
+                if b.1 < a.1 { candidates.append(.stale(a.0, indexed: b.1, current: a.1)) }
                 _ = try await database.next()
                 _ = try await index.next()
             }
-            if let drift {
-                switch drift {
-                case .missing: report.missing += 1
-                case .stale: report.stale += 1
-                case .extra: report.extra += 1
-                }
-                onDrift(drift)
-                if repair { pending.append(drift) }
-                if pending.count >= pageSize {
-                    report.repaired += try await fix(pending)
-                    pending.removeAll()
-                }
+            if candidates.count >= pageSize {
+                try await handle(candidates, &report)
+                candidates.removeAll()
             }
         }
-        if repair, !pending.isEmpty { report.repaired += try await fix(pending) }
-        return report
+        if !candidates.isEmpty { try await handle(candidates, &report) }
+    }
+
+    private func databasePage(after: String?) async throws -> [(String, Int64)] {
+        try await pool.query(
+            """
+            SELECT o.id, \(DocumentVersion.sqlExpression) FROM orders o JOIN customers c ON c.id = o.customer_id
+            WHERE o.id > $1 ORDER BY o.id LIMIT $2
+            """, [after ?? "", pageSize]
+        ).map { ($0.string(0)!, $0.int64(1)!) }
     }
 
     /// The index's (id, composite version) after `after`, in id order.
@@ -115,48 +142,6 @@ public struct DriftVerifier: Sendable {
             let order = source[.version]?.intValue ?? 0, customer = source[.customerVersion]?.intValue ?? 0
             return (id, DocumentVersion(order: order, customer: customer).packed)
         }
-    }
-
-    private func fix(_ drift: [Drift]) async throws -> Int {
-        let writer = BulkWriter(client: client, logger: logger)
-        let reindex = drift.filter { if case .extra = $0 { false } else { true } }.map(\.id)
-        let extras = drift.filter { if case .extra = $0 { true } else { false } }.map(\.id)
-        var fixed = 0
-        if !reindex.isEmpty {
-            let missing = Set(drift.compactMap { if case .missing(let id) = $0 { id } else { nil } })
-            let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: reindex, on: $0) }
-            let outcomes = try await writer.write({ include in
-                var request = BulkRequest()
-                for (i, d) in documents.enumerated() where include(i) {
-                    request.index(layout.alias, id: d.orderID, version: d.externalVersion, requireAlias: true) { d.writeJSON(into: &$0) }
-                }
-                return request
-            }, count: documents.count)
-            for (document, outcome) in zip(documents, outcomes) {
-                switch outcome {
-                case .applied: fixed += 1
-                // A newer version got there meanwhile: fine for a stale document; for a
-                // missing one it is a delete tombstone (kept for index.gc_deletes, 60 s by
-                // default) and the document is still missing.
-                case .stale where !missing.contains(document.orderID): fixed += 1
-                case .stale:
-                    logger.warning("a delete tombstone blocks re-adding the document; run verify --repair again after index.gc_deletes",
-                                   metadata: ["order.id": "\(document.orderID)"])
-                default: continue
-                }
-            }
-        }
-        if !extras.isEmpty {
-            // Deleted with a version above anything stored, so the removal wins.
-            let target = try await client.aliasTargets(layout.alias).first ?? layout.alias
-            let outcomes = try await writer.write({ include in
-                var request = BulkRequest()
-                for (i, id) in extras.enumerated() where include(i) { request.delete(target, id: id, version: Int64.max / 2) }
-                return request
-            }, count: extras.count)
-            fixed += outcomes.filter { $0 == .applied }.count
-        }
-        return fixed
     }
 }
 

@@ -9,15 +9,20 @@ import ReadModel
 ///
 /// 1. refuse if another reindex holds the advisory lock;
 /// 2. create `<alias>_v<N>` from `mappings/`;
-/// 3. register it in `index_targets`, so live indexers also write every newer
-///    change into it (the catch-up: nothing committed during the load is lost);
-/// 4. stream every order from one snapshot taken *after* the registration;
-/// 5. refresh, then swap the alias in one atomic `_aliases` call;
-/// 6. unregister (waits for indexer batches that still write to it) and
-///    delete the old index unless `keepOld`.
+/// 3. give it a catch-up alias and register that in `index_targets`, so live
+///    indexers also write every newer change into it (nothing committed during
+///    the load is lost);
+/// 4. stream every order, a page per short transaction, all read *after* the
+///    registration (`FullLoader` says why no single snapshot is needed); a
+///    refused document becomes a dead letter, and the reindex then fails;
+/// 5. refresh, then in one atomic `_aliases` call point the alias at the new
+///    index and remove the catch-up alias;
+/// 6. unregister and delete the old index unless `keepOld`.
 ///
-/// Any failure before the swap unregisters and deletes the new index and
-/// leaves the alias untouched.
+/// Indexers write to the catch-up alias with `require_alias`, so a write that
+/// races its removal fails harmlessly instead of re-creating a stray index.
+/// Any failure before the swap unregisters and deletes the new index (and with
+/// it the catch-up alias) and leaves the alias untouched.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
         public var batchSize = 1000
@@ -43,7 +48,8 @@ public struct Reindexer: Sendable {
         public var description: String {
             switch self {
             case .alreadyRunning: "another reindex is running (its advisory lock is held); try again when it has finished"
-            case .rejectedDocuments(let n): "Elasticsearch rejected \(n) document(s); the live index was left untouched"
+            case .rejectedDocuments(let n):
+                "Elasticsearch rejected \(n) document(s), kept as dead letters (order-admin dead-letters list); the live index was left untouched"
             case .failed(let step, let underlying): "reindex failed while \(step): \(underlying); the live index was left untouched"
             }
         }
@@ -89,25 +95,28 @@ public struct Reindexer: Sendable {
         }
         try await Self.step("creating \(newIndex)") { try await client.createIndex(newIndex, body: mapping) }
         do {
+            let catchUp = "\(newIndex)_catchup"
             try await Self.step("registering the new index for catch-up") {
-                try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [newIndex])
+                try await client.updateAliases([.add(index: newIndex, alias: catchUp)])
+                try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [catchUp])
             }
             // No refreshes while loading (the bulk load is faster); one explicit refresh before the swap.
             try await Self.step("pausing refreshes") { try await client.setRefreshInterval(newIndex, "-1") }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
             let summary = try await Self.step("loading documents") {
-                try await loader.load(into: newIndex, throughAlias: false) { done in progress(done, total) }
+                try await loader.load(into: newIndex, throughAlias: false, progress: { done in progress(done, total) }, refused: keep)
             }
-            guard summary.rejected.isEmpty else { throw ReindexError.rejectedDocuments(summary.rejected.count) }
+            guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
                 try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping))
                 try await client.refresh(newIndex)
             }
             try await Self.step("swapping the alias") {
-                try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) } + [.add(index: newIndex, alias: layout.alias)])
+                try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) }
+                                               + [.add(index: newIndex, alias: layout.alias), .remove(index: newIndex, alias: catchUp)])
             }
             // From here on the alias points at the new index, which is complete.
-            try await unregister(newIndex)
+            try await unregister(catchUp)
             if !options.keepOld {
                 for index in old { _ = try? await client.deleteIndex(index) }
             }
@@ -115,7 +124,7 @@ public struct Reindexer: Sendable {
         } catch {
             // Leave everything as it was: stop live indexers from writing to the
             // new index (waiting for their in-flight batches), then drop it.
-            _ = try? await unregister(newIndex)
+            _ = try? await unregister("\(newIndex)_catchup")
             if try await client.aliasTargets(layout.alias).contains(newIndex) == false {
                 _ = try? await client.deleteIndex(newIndex)
             }
@@ -128,10 +137,22 @@ public struct Reindexer: Sendable {
         (try? JSONParser.parse(mapping))?["settings"]?["refresh_interval"]?.stringValue ?? "1s"
     }
 
-    /// Removes the catch-up registration. DELETE waits for the row locks that
-    /// indexer batches hold (FOR SHARE), so no batch writes to it afterwards.
-    private func unregister(_ index: String) async throws {
-        try await pool.query("DELETE FROM index_targets WHERE index_name = $1", [index])
+    /// Removes the catch-up registration (indexers stop writing to that alias).
+    private func unregister(_ catchUpAlias: String) async throws {
+        try await pool.query("DELETE FROM index_targets WHERE index_name = $1", [catchUpAlias])
+    }
+
+    /// Keeps what the new index refused as dead letters, with the reason.
+    private func keep(_ refused: [FullLoader.Refused]) async throws {
+        let refusals = refused.map { r in
+            var json = JSONWriter()
+            r.document.writeJSON(into: &json)
+            return DeadLetters.Refusal(aggregateType: "order", aggregateID: r.document.orderID, aggregateVersion: r.document.version,
+                                       eventType: "Reindex", document: json.string, occurredAtMs: r.document.updatedAt.millisecondsSinceEpoch,
+                                       errorStatus: r.status, errorType: r.errorType)
+        }
+        try await pool.transaction { try DeadLetters.record(refusals, on: $0) }
+        logger.error("documents refused by the new index; kept as dead letters", metadata: ["reindex.refused": "\(refused.count)"])
     }
 
     private static func step<T>(_ name: String, _ body: () async throws -> T) async throws -> T {

@@ -1,3 +1,4 @@
+import Foundation
 import ElasticsearchClient
 import Logging
 import Metrics
@@ -6,6 +7,7 @@ import LibPQClient
 import ReadModel
 import RetryPolicy
 import ServiceLifecycle
+import Synchronization
 
 /// The `order-indexer` process's work: several outbox workers woken by NOTIFY
 /// (with polling as the fallback), a watchdog that rebuilds the index from
@@ -21,6 +23,11 @@ public struct IndexerService: Service {
         public var aliasCheckInterval: Duration = .seconds(5)
         public var processor = OutboxProcessor.Configuration()
         public var rebuildBatchSize = 1000
+        /// On SIGTERM, how long workers may take to finish the batch in hand; what is still
+        /// unfinished then is handed back for another indexer (guarantee 7).
+        public var stopGrace: Duration = .seconds(8)
+        /// No transaction or statement of the indexer lasts longer (`INDEXER_MAX_TRANSACTION_MS`, at most 60 s).
+        public var maxTransaction: Duration = .seconds(30)
         public init() {}
     }
 
@@ -43,8 +50,12 @@ public struct IndexerService: Service {
 
     var writer: BulkWriter { BulkWriter(client: client, logger: logger) }
 
-    var processor: OutboxProcessor {
-        OutboxProcessor(pool: pool, writer: writer, layout: layout, configuration: configuration.processor, logger: logger)
+    /// Names a worker in its leases: host, process and a random part, so two starts never share a name.
+    static let instance = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(UInt32.random(in: 0...UInt32.max))"
+
+    func processor(worker: Int) -> OutboxProcessor {
+        OutboxProcessor(pool: pool, writer: writer, layout: layout, configuration: configuration.processor,
+                        owner: "\(Self.instance)/\(worker)", logger: logger)
     }
 
     public func run() async throws {
@@ -52,30 +63,53 @@ public struct IndexerService: Service {
             logger.info("search cluster", metadata: ["es.flavour": "\(info.flavour.rawValue)", "es.version": "\(info.version)"])
         }
         let wake = WakeSignal()
+        let stopping = StopFlag()
         let listener = PostgresListener(connectionString: databaseURL, channel: "outbox", logger: logger)
-        await withDiscardingTaskGroup { group in
-            group.addTask {
+        await withDiscardingTaskGroup { background in
+            background.addTask {
                 for await _ in listener.notifications() { wake.signal() }
             }
-            group.addTask { await self.watchAlias(wake: wake) }
-            group.addTask { await self.sampleBacklog() }
-            for worker in 0..<configuration.workers {
-                group.addTask { await self.work(worker, wake: wake) }
-            }
-            // Graceful shutdown: stop taking new batches; a batch in flight finishes
-            // or rolls back, so nothing is lost either way.
-            try? await gracefulShutdown()
+            background.addTask { await self.watchAlias(wake: wake) }
+            background.addTask { await self.sampleBacklog() }
+            await runWorkers(wake: wake, stopping: stopping)
             await listener.stop()
-            group.cancelAll()
+            background.cancelAll()
         }
         logger.info("indexer stopped")
     }
 
-    private func work(_ worker: Int, wake: WakeSignal) async {
+    /// Runs the workers until a graceful shutdown; then they take no new batch and finish the one
+    /// in hand, for up to `stopGrace`, after which the rest is cancelled and handed back.
+    private func runWorkers(wake: WakeSignal, stopping: StopFlag) async {
+        await withTaskGroup(of: Bool.self) { workers in
+            for worker in 0..<configuration.workers {
+                workers.addTask { await self.work(worker, wake: wake, stopping: stopping); return false }
+            }
+            try? await gracefulShutdown()
+            logger.info("stopping: finishing the batches in hand")
+            stopping.set()
+            wake.signal()
+            let grace = configuration.stopGrace
+            workers.addTask { try? await Task.sleep(for: grace); return true }
+            var running = configuration.workers
+            while running > 0, let graceOver = await workers.next() {
+                if graceOver {
+                    logger.warning("batches still running after the stop grace; handing them back")
+                    workers.cancelAll()
+                } else {
+                    running -= 1
+                }
+            }
+            workers.cancelAll()
+        }
+    }
+
+    private func work(_ worker: Int, wake: WakeSignal, stopping: StopFlag) async {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
+        let processor = processor(worker: worker)
         var failures = 0
-        while !Task.isCancelled {
+        while !Task.isCancelled, !stopping.isSet {
             let generation = wake.generation
             do {
                 let processed = try await processor.processBatch()
@@ -90,8 +124,9 @@ public struct IndexerService: Service {
                 await rebuildIfMissing()
                 try? await Task.sleep(for: .milliseconds(200))
             } catch {
+                // The batch was handed back; backing off lets healthier workers take it meanwhile.
                 failures += 1
-                logger.warning("batch failed; will retry", metadata: ["error": "\(error)", "indexer.failures": "\(failures)"])
+                logger.warning("batch failed; handed back, will retry", metadata: ["error": "\(error)", "indexer.failures": "\(failures)"])
                 try? await Task.sleep(for: Backoff.batch.delay(attempt: failures))
             }
         }
@@ -145,4 +180,11 @@ public struct IndexerService: Service {
             try? await Task.sleep(for: .seconds(2))
         }
     }
+}
+
+/// Set once when the indexer is asked to stop.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

@@ -7,20 +7,25 @@ import LibPQClient
 import OrderStore
 import ReadModel
 
-/// Claims a batch of outbox events, indexes the documents they affect and
-/// deletes the events in the same transaction once Elasticsearch acknowledged.
+/// Claims a batch of outbox events by lease, indexes the documents they affect
+/// and deletes the events once Elasticsearch acknowledged. No PostgreSQL
+/// transaction is open while Elasticsearch is called (guarantee 6); why nothing
+/// is lost or goes backwards is argued on `OutboxLease`.
 ///
-/// Why this is gap-safe and multi-worker safe: rows are claimed with
-/// `FOR UPDATE SKIP LOCKED` and deleted, never skipped by an offset, so a
-/// transaction that commits after later-numbered ones simply has its rows
-/// claimed later. A crash rolls the claim back and the rows return. Documents
-/// are rebuilt from the current database state and written with external
-/// versions, so duplicates and reordering between workers are harmless.
+/// Order events are acknowledged first; then each changed customer's orders are
+/// re-indexed in chunks, each chunk's progress recorded on the event, so a fan-out
+/// over 100,000 orders neither holds anything open nor starts again after a crash,
+/// and other workers go on with newer events meanwhile.
 public struct OutboxProcessor: Sendable {
     public struct Configuration: Sendable {
         public var batchSize = 500
         /// Orders per bulk request when a customer change fans out.
         public var fanOutChunk = 500
+        /// How long claimed events stay this worker's without a renewal (`INDEXER_LEASE_MS`).
+        public var lease: Duration = .seconds(30)
+        /// A batch Elasticsearch has not acknowledged by then is handed back for any worker to take
+        /// (`INDEXER_HAND_BACK_MS`), so one sick indexer cannot hold events hostage for long.
+        public var handBackAfter: Duration = .seconds(10)
         public init() {}
     }
 
@@ -28,81 +33,70 @@ public struct OutboxProcessor: Sendable {
     let writer: BulkWriter
     let layout: IndexLayout
     let configuration: Configuration
+    let lease: OutboxLease
     let logger: Logger
 
-    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, logger: Logger) {
+    /// `owner` names this worker in the leases it takes; unique per worker and process start.
+    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, owner: String, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.layout = layout
         self.configuration = configuration
+        self.lease = OutboxLease(pool: pool, owner: owner, duration: configuration.lease)
         self.logger = logger
     }
 
-    struct ClaimedEvent {
-        let id: Int64
-        let aggregateType: String
-        let aggregateID: String
-        let aggregateVersion: Int
-        let eventType: String
-        let occurredAtMs: Int64
-        let createdAtUs: Int64
-    }
-
     public enum ProcessError: Error, CustomStringConvertible {
-        /// The alias is gone (an empty cluster): the claim was rolled back.
+        /// The alias is gone (an empty cluster): the events were handed back.
         case indexMissing
         public var description: String { "the order index is missing" }
     }
 
-    static let claimSQL = """
-        DELETE FROM outbox WHERE id IN (
-            SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-        RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type,
-                  \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))
-        """
-
-    /// Processes one batch; returns the number of events it consumed (0 when the outbox was empty).
+    /// Processes one batch; returns the number of events it claimed (0 when nothing was claimable).
+    /// On any failure, what was not acknowledged is handed back before the error is thrown.
     public func processBatch() async throws -> Int {
-        try await pool.withReservedConnection { connection in
-            try await connection.execute("BEGIN")
-            do {
-                let count = try await process(on: connection)
-                try await connection.execute("COMMIT")
-                return count
-            } catch {
-                try? await connection.execute("ROLLBACK")
-                throw error
-            }
-        }
-    }
-
-    private func process(on connection: ReservedConnection) async throws -> Int {
-        let events = try await claim(on: connection)
+        let events = try await lease.claim(limit: configuration.batchSize)
         guard !events.isEmpty else { return 0 }
-        // Extra targets (a reindex's new index). FOR SHARE: a reindex that drops
-        // a target waits until this batch is done with it.
-        let shadows = try await connection.query("SELECT index_name FROM index_targets ORDER BY index_name FOR SHARE").map { $0.string(0)! }
-        let orderEvents = events.filter { $0.aggregateType == "order" }
-        let customerEvents = events.filter { $0.aggregateType != "order" }
-        let rejected = try await indexOrders(of: orderEvents, shadows: shadows, on: connection)
-            + fanOutCustomerChanges(customerEvents, shadows: shadows, on: connection)
-        for (event, rejection) in rejected { try await deadLetter(event, rejection, on: connection) }
-        recordAcknowledged(events)
+        var unacknowledged = Set(events.map(\.id))
+        do {
+            let targets = try await catchUpTargets()
+            let orderEvents = events.filter(\.isOrderEvent)
+            let rejected = try await indexOrders(of: orderEvents, targets: targets)
+            try await lease.acknowledge(orderEvents.map(\.id), deadLetters: rejected)
+            unacknowledged.subtract(orderEvents.map(\.id))
+            recordAcknowledged(orderEvents)
+            for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
+                if try await fanOut(changes, targets: targets) { recordAcknowledged(changes) }
+                unacknowledged.subtract(changes.map(\.id))
+            }
+        } catch {
+            await handBack(unacknowledged.sorted())
+            throw error
+        }
         return events.count
     }
 
-    private func claim(on connection: ReservedConnection) async throws -> [ClaimedEvent] {
-        try await connection.query(Self.claimSQL, [configuration.batchSize]).map {
-            ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
-                         aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
-                         occurredAtMs: $0.int64("occurred_at")!, createdAtUs: $0.int64("created_at_us")!)
-        }
+    /// Hands unacknowledged events back for any worker to claim at once. Runs in a task of its
+    /// own, so it also happens when this batch was cancelled (a stop that could not wait).
+    private func handBack(_ ids: [Int64]) async {
+        guard !ids.isEmpty else { return }
+        let lease = self.lease, logger = self.logger
+        await Task {
+            do { try await lease.release(ids) } catch {
+                logger.warning("could not hand events back; their lease will lapse", metadata: ["error": "\(error)"])
+            }
+        }.value
     }
 
+    /// Catch-up aliases of a running reindex: every change is written to them too.
+    private func catchUpTargets() async throws -> [String] {
+        try await pool.query("SELECT index_name FROM index_targets ORDER BY index_name").map { $0.string(0)! }
+    }
+
+    private var giveUpAt: ContinuousClock.Instant { .now + configuration.handBackAfter }
+
     /// Re-indexes each order named by the events once; returns the events whose document was refused.
-    private func indexOrders(of events: [ClaimedEvent], shadows: [String], on connection: ReservedConnection) async throws
-        -> [(ClaimedEvent, Rejection)]
-    {
+    private func indexOrders(of events: [ClaimedEvent], targets: [String]) async throws -> [(ClaimedEvent, Rejection)] {
         var orderIDs: [String] = []
         var eventsByOrder: [String: [ClaimedEvent]] = [:]
         for event in events {
@@ -110,81 +104,77 @@ public struct OutboxProcessor: Sendable {
             eventsByOrder[event.aggregateID, default: []].append(event)
         }
         var rejected: [(ClaimedEvent, Rejection)] = []
+        let giveUpAt = self.giveUpAt
         for chunk in orderIDs.chunked(configuration.fanOutChunk) {
-            for rejection in try await index(ids: Array(chunk), shadows: shadows, on: connection) {
+            for rejection in try await index(ids: Array(chunk), targets: targets, giveUpAt: giveUpAt) {
                 for event in eventsByOrder[rejection.orderID] ?? [] { rejected.append((event, rejection)) }
             }
         }
         return rejected
     }
 
-    /// A customer change re-indexes every order of that customer, in chunks (the latest event per customer).
-    private func fanOutCustomerChanges(_ events: [ClaimedEvent], shadows: [String], on connection: ReservedConnection) async throws
-        -> [(ClaimedEvent, Rejection)]
-    {
-        var rejected: [(ClaimedEvent, Rejection)] = []
-        for event in Dictionary(grouping: events, by: \.aggregateID).values.compactMap({ $0.max { $0.id < $1.id } }) {
-            var after: String?
-            while true {
-                let cursor = after
-                let ids = try await connection.run {
-                    try OrderDocumentSource.orderIDs(ofCustomer: event.aggregateID, after: cursor, limit: configuration.fanOutChunk, on: $0)
-                }
-                guard let last = ids.last else { break }
-                if let rejection = try await index(ids: ids, shadows: shadows, on: connection).first {
-                    rejected.append((event, rejection))
-                }
-                after = last
-            }
+    /// One customer's claimed changes, oldest first; customers in the order of their first event.
+    static func groupedByCustomer(_ events: [ClaimedEvent]) -> [[ClaimedEvent]] {
+        var order: [String] = []
+        var groups: [String: [ClaimedEvent]] = [:]
+        for event in events {
+            if groups[event.aggregateID] == nil { order.append(event.aggregateID) }
+            groups[event.aggregateID, default: []].append(event)
         }
-        return rejected
+        return order.map { groups[$0]! }
     }
 
-    /// Keeps the document Elasticsearch refused: what one needs to see why.
-    private func deadLetter(_ event: ClaimedEvent, _ rejection: Rejection, on connection: ReservedConnection) async throws {
-        try await connection.query(
-            """
-            INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at, error_status, error_type)
-            VALUES ($1, $2, $3, $4, $5::jsonb, \(SQL.ts(6)), $7, $8)
-            """,
-            [event.aggregateType, event.aggregateID, event.aggregateVersion, event.eventType, rejection.document, event.occurredAtMs,
-             rejection.status, rejection.errorType]
-        )
-        Counter(label: "indexer_dead_letters_total").increment()
-        logger.error("document rejected; event dead-lettered", metadata: [
-            "order.aggregate_id": "\(event.aggregateID)", "es.status": "\(rejection.status)", "es.error_type": "\(rejection.errorType ?? "-")",
-        ])
+    /// Re-indexes every order of the customer, a chunk at a time from where an earlier attempt
+    /// stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
+    /// false when another worker took the events over (it goes on from the recorded progress).
+    private func fanOut(_ changes: [ClaimedEvent], targets: [String]) async throws -> Bool {
+        let latest = changes[changes.count - 1]
+        let ids = changes.map(\.id)
+        var after = latest.fanOutAfter
+        while true {
+            let cursor = after, limit = configuration.fanOutChunk
+            let orderIDs = try await pool.withConnection {
+                try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)
+            }
+            guard let last = orderIDs.last else { break }
+            let rejected = try await index(ids: orderIDs, targets: targets, giveUpAt: giveUpAt)
+            try await lease.acknowledge([], deadLetters: rejected.map { (latest, $0) })
+            guard try await lease.renew(ids, progress: (latest.id, last)) else {
+                logger.info("customer fan-out taken over by another worker", metadata: ["customer.id": "\(latest.aggregateID)"])
+                return false
+            }
+            Counter(label: "indexer_fan_out_chunks_total").increment()
+            after = last
+        }
+        try await lease.acknowledge(ids)
+        return true
     }
 
     /// Acknowledged: how long each event took from its commit.
     private func recordAcknowledged(_ events: [ClaimedEvent]) {
+        guard !events.isEmpty else { return }
         let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let lagTimer = Timer(label: "indexer_commit_to_ack_seconds")
         for event in events { lagTimer.recordNanoseconds(max(0, nowUs - event.createdAtUs) * 1000) }
         Counter(label: "indexer_events_total").increment(by: events.count)
     }
 
-    struct Rejection {
-        let orderID: String
-        let status: Int
-        let errorType: String?
-        let document: String
-    }
-
-    /// Indexes the current documents of `ids` into the alias and every shadow target;
-    /// returns the documents Elasticsearch rejected permanently.
-    private func index(ids: [String], shadows: [String], on connection: ReservedConnection) async throws -> [Rejection] {
-        let documents = try await connection.run { try OrderDocumentSource.documents(ids: ids, on: $0) }
+    /// Indexes the current documents of `ids` into the alias and every catch-up alias;
+    /// returns the documents Elasticsearch refused for good (for the live alias).
+    private func index(ids: [String], targets: [String], giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
+        // One short read-only snapshot, so a document's order, customer and lines agree.
+        let documents = try await pool.transaction(isolation: .repeatableReadReadOnly) { try OrderDocumentSource.documents(ids: ids, on: $0) }
         guard !documents.isEmpty else { return [] }
-        let targets = [(layout.alias, true)] + shadows.map { ($0, false) }
-        let itemCount = documents.count * targets.count
+        let targets = [layout.alias] + targets
         let outcomes = try await writer.write({ include in
             var request = BulkRequest()
             var position = 0
-            for (target, isAlias) in targets {
+            for target in targets {
                 for document in documents {
                     if include(position) {
-                        request.index(target, id: document.orderID, version: document.externalVersion, requireAlias: isAlias) {
+                        // require_alias on every target: a write racing a catch-up alias's removal fails
+                        // instead of auto-creating a stray concrete index under that name.
+                        request.index(target, id: document.orderID, version: document.externalVersion, requireAlias: true) {
                             document.writeJSON(into: &$0)
                         }
                     }
@@ -192,23 +182,25 @@ public struct OutboxProcessor: Sendable {
                 }
             }
             return request
-        }, count: itemCount)
+        }, count: documents.count * targets.count, giveUpAt: giveUpAt)
+        Counter(label: "indexer_documents_indexed_total").increment(by: documents.count)
+        return try Self.rejections(outcomes, documents: documents)
+    }
+
+    /// Outcomes for the live alias decide; a catch-up alias a finished or failed reindex removed is ignored.
+    static func rejections(_ outcomes: [BulkItemOutcome], documents: [OrderDocument]) throws -> [Rejection] {
         var rejected: [Rejection] = []
-        for (position, outcome) in outcomes.enumerated() {
-            let document = documents[position % documents.count]
+        for (position, outcome) in outcomes.enumerated() where position < documents.count {
+            let document = documents[position]
             switch outcome {
-            case .applied, .stale: continue
-            case .indexMissing where position < documents.count: throw ProcessError.indexMissing
-            case .indexMissing: continue  // a shadow index a failed reindex already dropped
-            case .rejected(let status, let type) where position < documents.count:
+            case .applied, .stale, .retry: continue
+            case .indexMissing: throw ProcessError.indexMissing
+            case .rejected(let status, let type):
                 var json = JSONWriter()
                 document.writeJSON(into: &json)
                 rejected.append(Rejection(orderID: document.orderID, status: status, errorType: type, document: json.string))
-            case .rejected: continue
-            case .retry: continue
             }
         }
-        Counter(label: "indexer_documents_indexed_total").increment(by: documents.count)
         return rejected
     }
 }
@@ -218,4 +210,3 @@ extension Array {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }
-

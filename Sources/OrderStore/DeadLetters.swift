@@ -15,9 +15,42 @@ public struct DeadLetters: Sendable {
         public let failedAt: String
     }
 
+    /// A refused document, about to be kept.
+    public struct Refusal: Sendable {
+        public let aggregateType: String
+        public let aggregateID: String
+        public let aggregateVersion: Int
+        /// The event that asked for the document (`Reindex` when a reindex did).
+        public let eventType: String
+        /// The refused document, as JSON.
+        public let document: String
+        public let occurredAtMs: Int64
+        public let errorStatus: Int
+        public let errorType: String?
+
+        public init(aggregateType: String, aggregateID: String, aggregateVersion: Int, eventType: String, document: String,
+                    occurredAtMs: Int64, errorStatus: Int, errorType: String?) {
+            (self.aggregateType, self.aggregateID, self.aggregateVersion, self.eventType) = (aggregateType, aggregateID, aggregateVersion, eventType)
+            (self.document, self.occurredAtMs, self.errorStatus, self.errorType) = (document, occurredAtMs, errorStatus, errorType)
+        }
+    }
+
     let pool: PostgresPool
 
     public init(pool: PostgresPool) { self.pool = pool }
+
+    /// Keeps refused documents, on `connection` (inside the caller's transaction, if any).
+    public static func record(_ refusals: [Refusal], on connection: LibPQConnection) throws {
+        for r in refusals {
+            try connection.query(
+                """
+                INSERT INTO dead_letters (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at,
+                                          error_status, error_type)
+                VALUES ($1, $2, $3, $4, $5::jsonb, \(SQL.ts(6)), $7, $8)
+                """,
+                [r.aggregateType, r.aggregateID, r.aggregateVersion, r.eventType, r.document, r.occurredAtMs, r.errorStatus, r.errorType])
+        }
+    }
 
     public func list(limit: Int = 100) async throws -> [Entry] {
         try await pool.query(

@@ -16,9 +16,18 @@ public struct BulkWriter: Sendable {
         self.logger = logger
     }
 
+    /// Transient failures went on past the caller's deadline (see `write(_:count:giveUpAt:)`).
+    public struct GaveUp: Error, CustomStringConvertible {
+        public let attempts: Int
+        public var description: String { "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s)" }
+    }
+
     /// Final outcome per item: `.applied`, `.stale`, `.rejected` or `.indexMissing`.
-    /// Returns only when no item needs a retry (or the task is cancelled).
-    public func write(_ build: (_ include: (Int) -> Bool) -> BulkRequest, count: Int) async throws -> [BulkItemOutcome] {
+    /// Returns only when no item needs a retry (or the task is cancelled). With `giveUpAt`,
+    /// throws `GaveUp` instead of sleeping past it, so a caller that holds a lease can hand
+    /// its work back in time.
+    public func write(_ build: (_ include: (Int) -> Bool) -> BulkRequest, count: Int,
+                      giveUpAt deadline: ContinuousClock.Instant? = nil) async throws -> [BulkItemOutcome] {
         var outcomes = [BulkItemOutcome?](repeating: nil, count: count)
         var pending = Array(0..<count)
         var attempt = 0
@@ -51,7 +60,9 @@ public struct BulkWriter: Sendable {
                 throw error
             }
             attempt += 1
-            try await Task.sleep(for: backoff.delay(attempt: attempt))
+            let delay = backoff.delay(attempt: attempt)
+            if let deadline, ContinuousClock.now + delay >= deadline { throw GaveUp(attempts: attempt) }
+            try await Task.sleep(for: delay)
         }
         return outcomes.map { $0 ?? .applied }
     }

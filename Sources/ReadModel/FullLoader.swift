@@ -3,9 +3,17 @@ import JSONSupport
 import Logging
 import LibPQClient
 
-/// Streams every order from one consistent PostgreSQL snapshot into an index,
-/// in keyset-paginated batches (memory does not grow with the table), with
-/// external versions so that it can overlap with live indexing safely.
+/// Streams every order into an index in keyset-paginated batches (memory does not
+/// grow with the table), with external versions so that it overlaps with live
+/// indexing safely.
+///
+/// Each page is read in its own short read-only transaction; nothing stays open
+/// while Elasticsearch is called (guarantee 6). Why no single snapshot is needed:
+/// a page read at time t holds every change committed before t, and every change
+/// committed after the target started receiving live writes (the alias itself, or a
+/// reindex's catch-up alias registered before the load began) is written there by
+/// the indexers. External versions keep whichever document is newer, so pages
+/// read at different times and live writes may interleave in any order.
 public struct FullLoader: Sendable {
     public let pool: PostgresPool
     public let writer: BulkWriter
@@ -22,7 +30,14 @@ public struct FullLoader: Sendable {
     public struct Summary: Sendable {
         public var documents = 0
         public var stale = 0
-        public var rejected: [String] = []
+        public var rejected = 0
+    }
+
+    /// A document the target refused for good.
+    public struct Refused: Sendable {
+        public let document: OrderDocument
+        public let status: Int
+        public let errorType: String?
     }
 
     /// Number of orders the snapshot will hold (for progress and ETA).
@@ -30,45 +45,45 @@ public struct FullLoader: Sendable {
         try await pool.query("SELECT count(*) FROM orders").first?.int(0) ?? 0
     }
 
-    /// Loads into `index` (an alias when `throughAlias`); calls `progress` after each batch.
-    public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in }) async throws -> Summary {
-        let batchSize = self.batchSize
-        return try await pool.withReservedConnection { connection in
-            try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            do {
-                var summary = Summary()
-                var after: String?
-                while true {
-                    let cursor = after
-                    let documents = try await connection.run { try OrderDocumentSource.page(after: cursor, limit: batchSize, on: $0) }
-                    guard let last = documents.last else { break }
-                    let outcomes = try await writer.write({ include in
-                        var request = BulkRequest()
-                        for (i, document) in documents.enumerated() where include(i) {
-                            request.index(index, id: document.orderID, version: document.externalVersion, requireAlias: throughAlias) {
-                                document.writeJSON(into: &$0)
-                            }
-                        }
-                        return request
-                    }, count: documents.count)
-                    for (i, outcome) in outcomes.enumerated() {
-                        switch outcome {
-                        case .applied: summary.documents += 1
-                        case .stale: summary.stale += 1; summary.documents += 1
-                        case .rejected: summary.rejected.append(documents[i].orderID)
-                        case .indexMissing, .retry: throw LoadError.indexVanished
-                        }
-                    }
-                    progress(summary.documents + summary.rejected.count)
-                    after = last.orderID
-                }
-                try await connection.execute("COMMIT")
-                return summary
-            } catch {
-                try? await connection.execute("ROLLBACK")
-                throw error
+    /// Loads into `index` (an alias when `throughAlias`); calls `progress` after each batch and
+    /// `refused` with each page's refused documents (so they can be kept, in flat memory).
+    public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in },
+                     refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
+        var summary = Summary()
+        var after: String?
+        while true {
+            let cursor = after, batchSize = self.batchSize
+            let documents = try await pool.transaction(isolation: .repeatableReadReadOnly) {
+                try OrderDocumentSource.page(after: cursor, limit: batchSize, on: $0)
             }
+            guard let last = documents.last else { return summary }
+            let outcomes = try await write(documents, into: index, throughAlias: throughAlias)
+            var refusedHere: [Refused] = []
+            for (document, outcome) in zip(documents, outcomes) {
+                switch outcome {
+                case .applied: summary.documents += 1
+                case .stale: summary.stale += 1; summary.documents += 1
+                case .rejected(let status, let type): refusedHere.append(Refused(document: document, status: status, errorType: type))
+                case .indexMissing, .retry: throw LoadError.indexVanished
+                }
+            }
+            summary.rejected += refusedHere.count
+            if !refusedHere.isEmpty { try await refused(refusedHere) }
+            progress(summary.documents + summary.rejected)
+            after = last.orderID
         }
+    }
+
+    private func write(_ documents: [OrderDocument], into index: String, throughAlias: Bool) async throws -> [BulkItemOutcome] {
+        try await writer.write({ include in
+            var request = BulkRequest()
+            for (i, document) in documents.enumerated() where include(i) {
+                request.index(index, id: document.orderID, version: document.externalVersion, requireAlias: throughAlias) {
+                    document.writeJSON(into: &$0)
+                }
+            }
+            return request
+        }, count: documents.count)
     }
 
     public enum LoadError: Error, CustomStringConvertible {

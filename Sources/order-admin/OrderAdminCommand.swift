@@ -113,9 +113,12 @@ struct Verify: AsyncParsableCommand {
                 case .stale(let id, let indexed, let current): print("stale \(id) (indexed version \(DocumentVersion(packed: indexed)), current \(DocumentVersion(packed: current)))")
                 case .extra(let id): print("extra \(id)")
                 }
+            } onProgress: { line in
+                print(line)
             }
             await context.close()
-            print("checked \(report.checked) orders: \(report.missing) missing, \(report.stale) stale, \(report.extra) extra" + (repair ? ", \(report.repaired) repaired" : ""))
+            print("checked \(report.checked) orders: \(report.missing) missing, \(report.stale) stale, \(report.extra) extra"
+                  + (repair ? ", \(report.repaired) repaired" : "") + "; \(report.lagging) in flight (events still in the outbox, not drift)")
             if report.drifted > 0 && !(repair && report.repaired == report.drifted) { throw ExitCode.failure }
         } catch let error as ExitCode {
             throw error

@@ -9,13 +9,11 @@ let logger = Observability.bootstrap(label: "order-indexer")
 let environment = ProcessInfoEnvironment.all
 let configuration = ServiceConfiguration(environment: environment)
 let auth = await Startup.authMode(configuration, logger: logger)
-var indexerConfiguration = IndexerService.Configuration()
-if let workers = environment["INDEXER_WORKERS"].flatMap(Int.init), workers > 0 { indexerConfiguration.workers = workers }
-if let batch = environment["INDEXER_BATCH_SIZE"].flatMap(Int.init), batch > 0 { indexerConfiguration.processor.batchSize = batch }
-if let delay = environment["INDEXER_BATCH_DELAY_MS"].flatMap(Int.init), delay >= 0 { indexerConfiguration.batchDelay = .milliseconds(delay) }
+let indexerConfiguration = await Startup.require("indexer settings") { try IndexerService.Configuration(environment: environment) }
 
 let pool = PostgresPool(
-    configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 3, applicationName: "order-indexer"),
+    configuration: .init(connectionString: configuration.databaseURL, size: indexerConfiguration.workers + 3, applicationName: "order-indexer",
+                         session: indexerConfiguration.session),
     logger: logger
 )
 let client = ElasticsearchClient(configuration: .init(environment: environment, connections: indexerConfiguration.workers + 1))

@@ -135,7 +135,9 @@ import Testing
             let indexer = try h.startIndexer()
             let customer = try await h.api.createCustomer()
             let ids = try await h.api.placeOrders(30, customerID: customer)
+            // Every event acknowledged (an event still in the outbox would make its orders lag, not drift).
             #expect(await eventually { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
             await indexer.stop()
 
             let target = try await h.elasticsearch.aliasTargets(h.alias)[0]

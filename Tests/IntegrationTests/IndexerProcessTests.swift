@@ -5,7 +5,7 @@ import Testing
 
 /// Guarantees that need a real process boundary.
 @Suite struct IndexerProcessTests {
-    /// SIGKILL of the indexer while a batch waits for Elasticsearch: the claim rolls back and nothing is lost.
+    /// SIGKILL of the indexer while a batch waits for Elasticsearch: its leases lapse and another indexer takes the events over.
     @Test func sigkillMidBatchLosesNothing() async throws {
         try await IndexerHarness.with() { h in
             let customer = try await h.api.createCustomer()
@@ -15,13 +15,13 @@ import Testing
             proxy.setPersistent(.delay(.seconds(3)))
             let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
                 "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
-                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "LOG_LEVEL": "critical",
+                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "INDEXER_LEASE_MS": "2000", "LOG_LEVEL": "critical",
             ])
-            // Wait until a worker holds a claimed batch open while Elasticsearch is slow.
-            let inFlight = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'order-indexer' AND state = 'idle in transaction'"
-            #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(inFlight)) ?? 0 > 0 })
+            // Wait until a worker holds leased events while Elasticsearch is slow.
+            let leased = "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
+            #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(leased)) ?? 0 > 0 })
             indexer.kill()
-            #expect(await eventually { (try? await h.outboxCount()) == 61 })  // every claim rolled back
+            #expect(try await h.database.count(leased) > 0)  // killed holding events: they stay until acknowledged
             proxy.setPersistent(nil)
             let survivor = try h.startIndexer()
             #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })

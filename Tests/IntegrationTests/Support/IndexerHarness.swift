@@ -27,14 +27,20 @@ struct IndexerHarness {
 
     var database: TestDatabase { api.database }
 
+    /// The `application_name` of in-process indexers' sessions (to find them in `pg_stat_activity`).
+    static let indexerApplicationName = "order-indexer"
+
     /// Starts an indexer (its own pool and client) and returns a handle to stop it.
-    func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500) throws -> RunningIndexer {
-        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 3), logger: TestEnvironment.logger)
-        let client = ElasticsearchClient(configuration: .init(baseURL: elasticsearchURL ?? self.elasticsearchURL))
+    func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500,
+                      configure: (inout IndexerService.Configuration) -> Void = { _ in }) throws -> RunningIndexer {
         var configuration = IndexerService.Configuration()
         configuration.workers = workers
         configuration.processor.batchSize = batchSize
         configuration.aliasCheckInterval = .milliseconds(500)
+        configure(&configuration)
+        let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 3, applicationName: Self.indexerApplicationName,
+                                                     session: configuration.session), logger: TestEnvironment.logger)
+        let client = ElasticsearchClient(configuration: .init(baseURL: elasticsearchURL ?? self.elasticsearchURL))
         let service = IndexerService(pool: pool, client: client, layout: IndexLayout(alias: alias), databaseURL: database.url,
                                      configuration: configuration, logger: TestEnvironment.logger)
         let task = Task { try await service.run() }

@@ -13,7 +13,13 @@ final class ChildProcess: @unchecked Sendable {
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        // TEST_CHILD_LOG=<file>: keep the children's logs there (for debugging a failing test).
+        if let path = ProcessInfo.processInfo.environment["TEST_CHILD_LOG"], let log = FileHandle(forWritingAtPath: path) {
+            log.seekToEndOfFile()
+            process.standardError = log
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
     }
 
@@ -25,6 +31,15 @@ final class ChildProcess: @unchecked Sendable {
     func kill(signal: Int32 = SIGKILL) {
         if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
         process.waitUntilExit()
+    }
+
+    /// Sends `signal` and waits (polling, not blocking a thread) up to `within` for the exit;
+    /// the exit status, or nil if it was still running.
+    func stop(signal: Int32 = SIGTERM, within: Duration) async -> Int32? {
+        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + within
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return process.isRunning ? nil : process.terminationStatus
     }
 
     deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }

@@ -1,0 +1,107 @@
+import LibPQClient
+import OrderStore
+
+/// One outbox event as a worker claimed it.
+struct ClaimedEvent: Sendable {
+    let id: Int64
+    let aggregateType: String
+    let aggregateID: String
+    let aggregateVersion: Int
+    let eventType: String
+    /// How far an earlier attempt got fanning out this customer change (the last order id it indexed).
+    let fanOutAfter: String?
+    let occurredAtMs: Int64
+    let createdAtUs: Int64
+
+    var isOrderEvent: Bool { aggregateType == "order" }
+}
+
+/// A document Elasticsearch refused for good, kept with the event that asked for it.
+struct Rejection: Sendable {
+    let orderID: String
+    let status: Int
+    let errorType: String?
+    let document: String
+}
+
+/// The outbox rows one worker holds, by lease rather than by an open transaction.
+///
+/// Every statement here is a transaction of its own lasting milliseconds: a claim
+/// writes the worker's name and an expiry (PostgreSQL's clock, so indexers on
+/// different hosts agree) into up to `limit` unleased rows; Elasticsearch is then
+/// called with no transaction open; the rows are deleted once their documents are
+/// acknowledged. Why nothing is lost and nothing goes backwards:
+///
+/// - A row is deleted only after a document built from rows read *after* the row
+///   was claimed (so after its transaction committed) was acknowledged for the
+///   alias and every catch-up target. That document is at least as new as the event.
+/// - Rows are never skipped by an offset: a transaction that commits after
+///   later-numbered ones has its rows claimed later.
+/// - A worker that crashes, stops, or cannot reach Elasticsearch before its lease
+///   lapses loses the rows to whoever claims next; one that gives up hands them back
+///   at once. Two workers may then index the same order; external versions make the
+///   older write a no-op, so the overlap is harmless.
+struct OutboxLease: Sendable {
+    let pool: PostgresPool
+    /// Unique per worker and process start, so a restarted worker never mistakes old leases for its own.
+    let owner: String
+    let duration: Duration
+
+    static let claimSQL = """
+        UPDATE outbox SET lease_owner = $2, lease_until = clock_timestamp() + $3::interval, attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < clock_timestamp()
+            ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, fanout_after,
+                  \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))
+        """
+
+    /// Claims up to `limit` unleased (or lapsed) events, oldest first.
+    func claim(limit: Int) async throws -> [ClaimedEvent] {
+        try await pool.query(Self.claimSQL, [limit, owner, duration]).map {
+            ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
+                         aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
+                         fanOutAfter: $0.string("fanout_after"), occurredAtMs: $0.int64("occurred_at")!,
+                         createdAtUs: $0.int64("created_at_us")!)
+        }.sorted { $0.id < $1.id }
+    }
+
+    /// Extends the lease on `ids` and records on `progress.id` how far its fan-out got; false when
+    /// that row is no longer this worker's (the lease lapsed and another worker took it over).
+    func renew(_ ids: [Int64], progress: (id: Int64, fanOutAfter: String)) async throws -> Bool {
+        try await !pool.query("""
+            UPDATE outbox SET lease_until = clock_timestamp() + $3::interval,
+                              fanout_after = CASE WHEN id = $4 THEN $5 ELSE fanout_after END
+            WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2 RETURNING id
+            """, [PostgresTextArray(ids.map(String.init)), owner, duration, progress.id, progress.fanOutAfter])
+            .filter { $0.int64("id") == progress.id }.isEmpty
+    }
+
+    /// Hands rows back, claimable by any worker at once, and wakes the indexers (NOTIFY) so a
+    /// healthy one takes them before this worker, which backs off, comes back.
+    func release(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await pool.query("""
+            WITH released AS (
+                UPDATE outbox SET lease_owner = NULL, lease_until = NULL
+                WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2 RETURNING id)
+            SELECT pg_notify('outbox', '') FROM (SELECT 1 FROM released LIMIT 1) AS any_released
+            """, [PostgresTextArray(ids.map(String.init)), owner])
+    }
+
+    /// Deletes acknowledged events and keeps the refused documents, in one short transaction
+    /// (a crash between the two would otherwise dead-letter a document twice).
+    func acknowledge(_ ids: [Int64], deadLetters: [(ClaimedEvent, Rejection)] = []) async throws {
+        guard !ids.isEmpty || !deadLetters.isEmpty else { return }
+        try await pool.transaction { connection in
+            try DeadLetters.record(deadLetters.map { event, rejection in
+                DeadLetters.Refusal(aggregateType: event.aggregateType, aggregateID: event.aggregateID, aggregateVersion: event.aggregateVersion,
+                                    eventType: event.eventType, document: rejection.document, occurredAtMs: event.occurredAtMs,
+                                    errorStatus: rejection.status, errorType: rejection.errorType)
+            }, on: connection)
+            if !ids.isEmpty {
+                try connection.query("DELETE FROM outbox WHERE id = ANY($1::text[]::bigint[])", [PostgresTextArray(ids.map(String.init))])
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import ElasticsearchClient
+import FaultProxy
+import Foundation
+import IndexSchema
+import LibPQClient
+import OrderIndexer
+import ReadModel
+import Synchronization
+import Testing
+
+/// Guarantees 6–8 under faults that last: no long transactions, resumable fan-out,
+/// graceful stop, reconnecting after PostgreSQL drops its sessions.
+@Suite struct DurabilityTests {
+    /// The age of the oldest open transaction of the in-process indexers' sessions, in seconds (0 when none).
+    static let oldestIndexerTransaction = """
+        SELECT COALESCE(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = '\(IndexerHarness.indexerApplicationName)' AND xact_start IS NOT NULL
+        """
+
+    static func seconds(_ database: TestDatabase, _ sql: String) async throws -> Double {
+        Double(try await database.pool.query(sql).first?.string(0) ?? "0") ?? 0
+    }
+
+    /// Guarantee 6: Elasticsearch answers 503 to everything for two minutes while commands keep
+    /// arriving; the indexer never keeps a transaction open, then catches up with nothing lost.
+    @Test func anElasticsearchOutageHoldsNoTransactionOpen() async throws {
+        try await IndexerHarness.with { h in
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(20, customerID: customer)
+            let indexer = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)")
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            proxy.setPersistent(.status(503))
+            var oldest = 0.0
+            let outageStart = ContinuousClock.now
+            var placed = 0
+            while ContinuousClock.now - outageStart < .seconds(120) {
+                if placed < 60 { placed += try await h.api.placeOrders(3, customerID: customer).count }  // guarantee 4
+                oldest = max(oldest, try await Self.seconds(h.database, Self.oldestIndexerTransaction))
+                try await Task.sleep(for: .seconds(1))
+            }
+            #expect(placed == 60)
+            #expect(try await h.outboxCount() == 60)  // nothing acknowledged while Elasticsearch refused
+            #expect(oldest < 5, "an indexer transaction stayed open \(oldest) s during the outage")
+            proxy.setPersistent(nil)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            #expect(try await h.expectedVersions().count == 80)
+            await indexer.stop()
+            await proxy.stop()
+        }
+    }
+
+    /// One indexer behind a proxy that answers 503, one healthy: the sick one hands its events
+    /// back instead of holding them, and the healthy one indexes them.
+    @Test func aSickIndexerHandsItsEventsBack() async throws {
+        try await IndexerHarness.with { h in
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.status(503))
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(10, customerID: customer)
+            let sick = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 2)
+            #expect(await eventually { (try? await h.database.count("SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL")) ?? 0 > 0 })
+            let healthy = try h.startIndexer()
+            // The default hand-back (10 s) plus a backoff, well before the sick lease (30 s) would lapse.
+            #expect(await eventually(timeout: .seconds(25)) { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            #expect(proxy.faultsInjected > 0)  // the sick one really was sick throughout
+            await healthy.stop()
+            await sick.stop()
+            await proxy.stop()
+        }
+    }
+
+    /// A customer rename fans out in chunks; the indexer is killed mid-way; the next one resumes
+    /// from the recorded progress (never below it) and every order shows the new name.
+    @Test func customerFanOutResumesFromItsProgress() async throws {
+        try await IndexerHarness.with { h in
+            let customer = try await h.api.createCustomer(name: "Before Rename")
+            _ = try await h.api.placeOrders(200, customerID: customer)
+            let first = try h.startIndexer()
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            await first.stop()
+
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.delay(.milliseconds(300)))
+            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
+                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
+                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_FAN_OUT_CHUNK": "20",
+                "INDEXER_LEASE_MS": "2000", "LOG_LEVEL": "critical",
+            ])
+            #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "After Rename"])).status == 200)
+            let progress = "SELECT fanout_after FROM outbox WHERE aggregate_type = 'customer' AND fanout_after IS NOT NULL"
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                (try? await h.database.pool.query(progress).first?.string(0)) != nil
+            })
+            indexer.kill()
+            let recorded = try #require(try await h.database.pool.query(progress).first?.string(0))
+            proxy.setPersistent(.delay(.milliseconds(100)))
+            let survivor = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)") { $0.processor.fanOutChunk = 20 }
+            var seen: [String] = []
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(60), try await h.outboxCount() > 0 {
+                if let value = try await h.database.pool.query(progress).first?.string(0) { seen.append(value) }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!seen.isEmpty)
+            #expect(seen.allSatisfy { $0 >= recorded }, "the fan-out restarted below its recorded progress")
+            #expect(await eventually { await h.inSync() })
+            let renamed = try await h.elasticsearch.count(h.alias, query: ["term": [IndexField.customerNameRaw.path: "After Rename"]])
+            #expect(renamed == 200)
+            await survivor.stop()
+            await proxy.stop()
+        }
+    }
+
+    /// Guarantee 7: SIGTERM while a batch waits for a slow Elasticsearch: the indexer finishes
+    /// it, hands back nothing half-done, and exits 0 within 10 s.
+    @Test func sigtermFinishesTheBatchInHandAndExitsZero() async throws {
+        try await IndexerHarness.with { h in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(30, customerID: customer)
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.delay(.seconds(2)))
+            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
+                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
+                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "5", "INDEXER_WORKERS": "1",
+            ])
+            let leased = "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) { (try? await h.database.count(leased)) ?? 0 > 0 })
+            let before = try await h.outboxCount()
+            let status = await indexer.stop(within: .seconds(10))
+            #expect(status == 0)
+            #expect(try await h.outboxCount() < before)  // the batch in hand was finished, not dropped
+            #expect(try await h.database.count(leased) == 0)  // and nothing is left claimed
+            proxy.setPersistent(nil)
+            let survivor = try h.startIndexer()
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            await survivor.stop()
+            await proxy.stop()
+        }
+    }
+
+    /// Guarantee 6 (PostgreSQL side): every session of the indexer, its LISTEN connection
+    /// included, is terminated as in a server restart; it reconnects and indexes what follows.
+    @Test func theIndexerReconnectsAfterPostgreSQLDropsItsSessions() async throws {
+        try await IndexerHarness.with { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(5, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            let killed = try await TestDatabase.terminateSessions(of: h.database)
+            #expect(killed > 0)
+            _ = try await h.api.placeOrders(5, customerID: customer)
+            #expect(await eventually(timeout: .seconds(30)) { await h.inSync() })
+            #expect(try await h.expectedVersions().count == 10)
+            await indexer.stop()
+        }
+    }
+}
+
+extension TestDatabase {
+    /// Terminates every other session on `database` (as a PostgreSQL restart would); returns how many.
+    static func terminateSessions(of database: TestDatabase) async throws -> Int {
+        let name = String(database.url.split(separator: "/").last!.split(separator: "?").first!)
+        let admin = try LibPQConnection(connectionString: try TestEnvironment.databaseURL)
+        return try admin.query(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]
+        ).first?.int(0) ?? 0
+    }
+}
