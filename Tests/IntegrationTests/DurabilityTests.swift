@@ -3,7 +3,11 @@ import FaultProxy
 import Foundation
 import IndexSchema
 import LibPQClient
+import OrderAdmin
 import OrderIndexer
+import OrderSearchAPI
+import OrderDomain
+import TokenSigning
 import ReadModel
 import Synchronization
 import Testing
@@ -160,6 +164,132 @@ import Testing
             #expect(await eventually(timeout: .seconds(30)) { await h.inSync() })
             #expect(try await h.expectedVersions().count == 10)
             await indexer.stop()
+        }
+    }
+
+    /// Guarantee 8: `verify --repair` five times while orders are placed and paid. No run calls an
+    /// order in flight drift, none removes or hides one, and afterwards every order is searchable.
+    @Test func verifyRepairOnALiveSystemNeverHidesAnOrder() async throws {
+        try await IndexerHarness.with { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(50, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            let writing = Task {
+                var placed = 0
+                while !Task.isCancelled, placed < 400 {
+                    let reply = try await h.api.placeOrder(customerID: customer)
+                    let id = try #require(reply.json["id"]?.stringValue)
+                    placed += 1
+                    if placed % 2 == 0 { _ = try await h.api.client.post("/orders/\(id)/pay", json(["payment_reference": .string("p\(placed)"), "amount": "59.97"])) }
+                }
+                return placed
+            }
+            let verifier = DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), pageSize: 50,
+                                         logger: TestEnvironment.logger)
+            var lagging = 0
+            for _ in 0..<5 {
+                try await Task.sleep(for: .milliseconds(300))
+                let report = try await verifier.run(repair: true)
+                #expect(report.drifted == 0, "in-flight orders counted as drift: \(report)")
+                lagging += report.lagging
+            }
+            writing.cancel()
+            _ = await writing.result
+            #expect(lagging > 0)  // the runs did meet orders in flight
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            #expect(try await verifier.run(repair: false).drifted == 0)
+            await indexer.stop()
+        }
+    }
+
+    /// A document deleted by hand leaves a tombstone that refuses its version until
+    /// `index.gc_deletes` passes: `--repair` waits it out by itself and ends exact.
+    @Test func verifyRepairWaitsOutADeleteTombstone() async throws {
+        try await IndexerHarness.with { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            let ids = try await h.api.placeOrders(5, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            await indexer.stop()
+            let target = try await h.elasticsearch.aliasTargets(h.alias)[0]
+            _ = try await h.elasticsearch.request("PUT", "/\(target)/_settings", json: Array(#"{"index":{"gc_deletes":"3s"}}"#.utf8))
+            #expect(try await h.elasticsearch.send("DELETE", "/\(target)/_doc/\(ids[2])").status == 200)
+            var verifier = DriftVerifier(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias),
+                                         logger: TestEnvironment.logger)
+            verifier.tombstoneWait = .seconds(60)
+            let progress = Mutex<[String]>([])
+            let report = try await verifier.run(repair: true, onProgress: { line in progress.withLock { $0.append(line) } })
+            #expect(report.missing == 1 && report.repaired == 1)
+            #expect(progress.withLock { $0.contains { $0.contains("tombstone") } })
+            #expect(try await h.elasticsearch.get(h.alias, id: ids[2]) != nil)
+            #expect(try await verifier.run(repair: false).drifted == 0)
+        }
+    }
+
+    /// Documents the new index refuses become dead letters; the reindex fails and the live index stays.
+    @Test func reindexRefusalsBecomeDeadLetters() async throws {
+        try await IndexerHarness.with { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(4, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            await indexer.stop()
+            let live = try await h.elasticsearch.aliasTargets(h.alias)
+            // A mapping in which the customer's e-mail must be a number: every document is refused.
+            let lines = String(decoding: try IndexLayout.mapping(), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            let mapping = lines.map { $0.contains(#""email":"#) ? #""email": { "type": "long" },"# : String($0) }.joined(separator: "\n")
+            #expect(mapping.contains(#""email": { "type": "long" }"#))
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(h.alias)-mapping.json").path
+            try mapping.write(toFile: path, atomically: true, encoding: .utf8)
+            var options = Reindexer.Options()
+            options.mappingPath = path
+            let reindexer = Reindexer(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), options: options,
+                                      logger: TestEnvironment.logger)
+            await #expect { try await reindexer.run() } throws: {
+                if case .rejectedDocuments(4)? = $0 as? Reindexer.ReindexError { true } else { false }
+            }
+            #expect(try await h.database.count("SELECT count(*) FROM dead_letters WHERE event_type = 'Reindex' AND error_status = 400") == 4)
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
+            #expect(try await h.elasticsearch.count(h.alias) == 4)
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+        }
+    }
+
+    /// Guarantee 7 for the search API: SIGTERM while a read-your-writes wait is in flight; the
+    /// request is answered, then the process exits 0.
+    @Test func theSearchAPIFinishesRequestsOnSigterm() async throws {
+        let fixture = try await SearchFixture.shared.value
+        let port = ChildProcess.freePort()
+        let api = try ChildProcess(ChildProcess.product("order-search-api"), environment: [
+            "ELASTICSEARCH_URL": try TestEnvironment.elasticsearchURL, "ORDERS_INDEX": fixture.indexer.alias,
+            "SEARCH_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "critical",
+        ])
+        let http = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
+        #expect(await eventually { (try? await http.get("/health").status) == 200 })
+        let token = ConsistencyToken(aggregateType: .order, aggregateID: "ord_seed_001", version: 999, customerID: "cus_seed_b")
+        let header = try TestEnvironment.signer.sign(token.payload, for: .consistency)
+        let waiting = Task { try await http.get("/search/orders?size=1", headers: [("Consistency-Token", header), ("Consistency-Wait", "3000")]) }
+        try await Task.sleep(for: .milliseconds(700))
+        let status = await api.stop(within: .seconds(10))
+        let reply = try await waiting.value
+        #expect(reply.status == 200)
+        #expect(reply.header("read-model-caught-up") == "false")
+        #expect(status == 0)
+    }
+
+    /// Guarantee 7 for the write API: SIGTERM, then exit 0 promptly.
+    @Test func theWriteAPIExitsZeroOnSigterm() async throws {
+        try await TestDatabase.with(poolSize: 2) { database in
+            let port = ChildProcess.freePort()
+            let api = try ChildProcess(ChildProcess.product("order-write-api"), environment: [
+                "DATABASE_URL": database.url, "WRITE_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "critical",
+            ])
+            let http = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
+            #expect(await eventually { (try? await http.get("/health").status) == 200 })
+            #expect(try await http.post("/customers", json(["name": "A", "email": "sigterm@example.com", "country": "DE"])).status == 201)
+            #expect(await api.stop(within: .seconds(10)) == 0)
         }
     }
 }
