@@ -63,6 +63,7 @@ public struct OutboxProcessor: Sendable {
             let orderEvents = events.filter(\.isOrderEvent)
             let rejected = try await indexOrders(of: orderEvents, targets: targets)
             try await lease.acknowledge(orderEvents.map(\.id), deadLetters: rejected)
+            recordDeadLetters(rejected)
             unacknowledged.subtract(orderEvents.map(\.id))
             recordAcknowledged(orderEvents)
             for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
@@ -139,6 +140,7 @@ public struct OutboxProcessor: Sendable {
             guard let last = orderIDs.last else { break }
             let rejected = try await index(ids: orderIDs, targets: targets, giveUpAt: giveUpAt)
             try await lease.acknowledge([], deadLetters: rejected.map { (latest, $0) })
+            recordDeadLetters(rejected.map { (latest, $0) })
             guard try await lease.renew(ids, progress: (latest.id, last)) else {
                 logger.info("customer fan-out taken over by another worker", metadata: ["customer.id": "\(latest.aggregateID)"])
                 return false
@@ -148,6 +150,18 @@ public struct OutboxProcessor: Sendable {
         }
         try await lease.acknowledge(ids)
         return true
+    }
+
+    /// Refused documents are kept (`dead_letters`) and counted; the log names the order, never the document.
+    private func recordDeadLetters(_ rejected: [(ClaimedEvent, Rejection)]) {
+        guard !rejected.isEmpty else { return }
+        Counter(label: "indexer_dead_letters_total").increment(by: rejected.count)
+        for (event, rejection) in rejected {
+            logger.error("document rejected; event dead-lettered", metadata: [
+                "order.id": "\(rejection.orderID)", "event.aggregate_id": "\(event.aggregateID)", "es.status": "\(rejection.status)",
+                "es.error_type": "\(rejection.errorType ?? "-")",
+            ])
+        }
     }
 
     /// Acknowledged: how long each event took from its commit.
