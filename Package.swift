@@ -164,7 +164,7 @@ let package = Package(
         .target(
             name: "OrderBench",
             dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "LibPQClient", "ElasticsearchClient", "JSONSupport", "Security",
-                           "ServiceSupport", "ServiceTesting", .product(name: "Hummingbird", package: "hummingbird")],
+                           "ServiceSupport", "ServiceTesting", "OrderAdmin", "FaultProxy", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         // Helpers for tests and benchmarks that start servers of their own; no service links it.

@@ -59,8 +59,7 @@ public struct BenchEnvironment: Sendable {
     }
 
     /// A fresh (empty) osmem-server on a free port.
-    public func startOsmem() async throws -> Child {
-        let port = freePort()
+    public func startOsmem(port: Int = freePort()) async throws -> Child {
         let child = try Child(osmemPath, ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())],
                               environment: [:], port: port)
         let client = ElasticsearchClient(configuration: .init(baseURL: child.url))
@@ -74,7 +73,20 @@ public struct BenchEnvironment: Sendable {
     }
 
     public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil) throws -> Child {
-        try Child(binDirectory + "/" + product, arguments, environment: environment, port: port)
+        let child = try Child(binDirectory + "/" + product, arguments, environment: environment, port: port)
+        Self.recordForCleanUp(child.pid)
+        return child
+    }
+
+    /// Appends `pid` to `ORDER_BENCH_PIDFILE`, so the calling script can stop what is left should
+    /// order-bench itself be killed (each child runs in its own process group).
+    static func recordForCleanUp(_ pid: Int32) {
+        guard let path = ProcessInfo.processInfo.environment["ORDER_BENCH_PIDFILE"],
+              let file = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil)
+        else { return }
+        file.seekToEndOfFile()
+        file.write(Data("\(pid)\n".utf8))
+        try? file.close()
     }
 }
 
@@ -129,6 +141,21 @@ public final class Child: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Sends `signal` and polls (never blocking a thread) up to `within` for the exit:
+    /// the exit status, or nil if it was still running (it is then killed).
+    public func stop(signal: Int32, within: Duration) async -> Int32? {
+        if process.isRunning { kill(pid, signal) }
+        let deadline = ContinuousClock.now + within
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        guard !process.isRunning else { kill(pid, SIGKILL); return nil }
+        return process.terminationStatus
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits (polling) up to `within` for the process to end by itself; its exit status, or nil (then it is killed).
+    public func waitForExit(within: Duration) async -> Int32? { await stop(signal: 0, within: within) }
+
     public func wait() -> Int32 {
         process.waitUntilExit()
         return process.terminationStatus
@@ -137,7 +164,7 @@ public final class Child: @unchecked Sendable {
     deinit { if process.isRunning { kill(pid, SIGKILL) } }
 }
 
-func freePort() -> Int { LoopbackPort.free() }
+public func freePort() -> Int { LoopbackPort.free() }
 
 /// Waits for an HTTP endpoint to answer 200.
 func waitForHTTP(_ url: String, timeout: Duration = .seconds(30)) async throws {

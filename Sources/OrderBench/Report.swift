@@ -6,6 +6,8 @@ public struct BenchReport: Sendable {
     public let name: String
     public private(set) var figures: [(String, JSONValue)] = []
     public private(set) var targets: [(String, Bool)] = []
+    /// Targets that are correctness, not speed: `--strict` fails the run when one is missed.
+    public private(set) var essentialMissed: [String] = []
 
     public init(_ name: String) { self.name = name }
 
@@ -15,7 +17,10 @@ public struct BenchReport: Sendable {
 
     public mutating func add(_ key: String, _ value: Int) { figures.append((key, .int(value))) }
 
-    public mutating func target(_ description: String, _ met: Bool) { targets.append((description, met)) }
+    public mutating func target(_ description: String, _ met: Bool, essential: Bool = false) {
+        targets.append((description, met))
+        if essential && !met { essentialMissed.append(description) }
+    }
 
     public func print(json: Bool) {
         if json {

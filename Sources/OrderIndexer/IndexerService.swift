@@ -139,34 +139,6 @@ public struct IndexerService: Service {
         }
     }
 
-    /// Creates index and alias when missing and refills the new index from
-    /// PostgreSQL. An advisory lock makes exactly one indexer process do it;
-    /// workers go on indexing new events meanwhile (external versions keep
-    /// the overlap harmless).
-    func rebuildIfMissing() async {
-        do {
-            if try await !client.aliasTargets(layout.alias).isEmpty { return }
-            try await pool.withReservedConnection { connection in
-                let locked = try await connection.query("SELECT pg_try_advisory_lock($1)", [AdvisoryLock.indexRebuild.key]).first?.bool("pg_try_advisory_lock") ?? false
-                guard locked else { return }
-                do {
-                    if let created = try await layout.ensureAlias(client) {
-                        logger.warning("created a new order index; refilling it from PostgreSQL", metadata: ["es.index": "\(created)"])
-                        let loader = FullLoader(pool: pool, writer: writer, batchSize: configuration.rebuildBatchSize, logger: logger)
-                        let summary = try await loader.load(into: layout.alias, throughAlias: true)
-                        logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
-                    }
-                } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
-                    throw error
-                }
-                _ = try await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
-            }
-        } catch {
-            logger.warning("could not check or rebuild the order index", metadata: ["error": "\(error)"])
-        }
-    }
-
     private func sampleBacklog() async {
         let backlog = Gauge(label: "indexer_outbox_backlog")
         let lag = Gauge(label: "indexer_lag_seconds")

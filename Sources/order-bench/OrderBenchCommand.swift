@@ -7,7 +7,7 @@ struct OrderBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-bench",
         abstract: "Measures the performance targets against a baseline in the same run (run it through scripts/bench).",
-        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, All.self]
+        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Soak.self, All.self]
     )
 }
 
@@ -86,5 +86,26 @@ struct All: AsyncParsableCommand {
         try await service.lag().print(json: common.json)
         try await ServiceBenchmarks(env: env, orders: min(common.orders, 20_000), logger: logger).search(requests: 300).print(json: common.json)
         try await index.reindex().print(json: common.json)
+    }
+}
+
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mixed commands against three indexers while faults come and go (run it through scripts/soak).")
+    @Option(help: "Minutes of load and faults.") var minutes = 10.0
+    @Option(help: "Commands per second.") var rate = 100
+    @Option(help: "Orders of the customer that is renamed during the soak.") var bigCustomerOrders = 20_000
+    @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Exit 1 when a correctness target (lost, backwards, drift, transaction age, errors) is missed.") var strict = false
+
+    func run() async throws {
+        var logger = Logger(label: "order-bench")
+        logger.logLevel = json ? .warning : .info
+        var options = OrderBench.Soak.Options()
+        options.minutes = minutes
+        options.rate = rate
+        options.bigCustomerOrders = bigCustomerOrders
+        let report = try await OrderBench.Soak(env: try BenchEnvironment(logger: logger), options: options, logger: logger).run()
+        report.print(json: json)
+        if strict && !report.essentialMissed.isEmpty { throw ExitCode.failure }
     }
 }

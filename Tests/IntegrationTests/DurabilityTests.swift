@@ -167,6 +167,23 @@ import Testing
         }
     }
 
+    /// A self-heal rebuild killed half-way (its row in `index_rebuilds` left behind, the alias
+    /// already there, most documents missing): the next indexer loads everything again.
+    @Test func anUnfinishedRebuildIsResumedByTheNextIndexer() async throws {
+        try await IndexerHarness.with { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(20, customerID: customer)
+            try await h.database.pool.query("DELETE FROM outbox")  // only the rebuild can bring them in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            try await h.database.pool.query("INSERT INTO index_rebuilds (alias) VALUES ($1)", [h.alias])
+            let indexer = try h.startIndexer()
+            #expect(await eventually { await h.inSync() })
+            #expect(try await h.expectedVersions().count == 20)
+            #expect(await eventually { (try? await h.database.count("SELECT count(*) FROM index_rebuilds")) == 0 })
+            await indexer.stop()
+        }
+    }
+
     /// Guarantee 8: `verify --repair` five times while orders are placed and paid. No run calls an
     /// order in flight drift, none removes or hides one, and afterwards every order is searchable.
     @Test func verifyRepairOnALiveSystemNeverHidesAnOrder() async throws {

@@ -390,6 +390,15 @@ start_postgres() {
     fi
 }
 
+# restart_postgres DATADIR: fast shutdown and start again with the same options
+# (pg_ctl keeps them in postmaster.opts); clients see their sessions dropped.
+restart_postgres() {
+    local datadir bindir
+    datadir=$(readlink -f "$1")
+    bindir=$(pg_bin_dir)
+    _pg_run "$bindir/pg_ctl" -D "$datadir" -m fast -w -t 60 -l "$datadir/server.log" restart >/dev/null
+}
+
 # stop_postgres DATADIR: fast shutdown; succeeds when no server is running.
 stop_postgres() {
     local datadir=$1 bindir

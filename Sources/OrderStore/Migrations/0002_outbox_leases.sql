@@ -17,3 +17,12 @@ ALTER TABLE outbox
 
 -- Verify asks "is an event still pending for this order or its customer?".
 CREATE INDEX outbox_aggregate ON outbox (aggregate_type, aggregate_id);
+
+-- A self-heal rebuild in progress (guarantee 5): written before the new index's
+-- alias is created, deleted when the load is done. An indexer killed half-way
+-- leaves the row behind, and the next indexer to take the rebuild lock loads
+-- everything again, so a partly filled index never passes for a complete one.
+CREATE TABLE index_rebuilds (
+    alias       text PRIMARY KEY,
+    started_at  timestamptz NOT NULL DEFAULT now()
+);

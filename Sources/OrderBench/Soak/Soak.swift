@@ -1,0 +1,167 @@
+import ElasticsearchClient
+import Foundation
+import LibPQClient
+import Logging
+import OrderAdmin
+import ReadModel
+
+/// `scripts/soak`: minutes of mixed commands against three indexers while faults come and go,
+/// then a wait for the read side to become exact and a comparison of every order.
+public struct Soak: Sendable {
+    public struct Options: Sendable {
+        public var minutes = 10.0
+        public var rate = 100
+        public var bigCustomerOrders = 20_000
+        public var bigCustomerRenames = 3
+        public var indexers = 3
+        public init() {}
+    }
+
+    static let bigCustomer = "cus_big"
+
+    let env: BenchEnvironment
+    let options: Options
+    let logger: Logger
+
+    public init(env: BenchEnvironment, options: Options, logger: Logger) {
+        self.env = env
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws -> BenchReport {
+        let (url, pool) = try await env.freshDatabase("soak")
+        try await seedBigCustomer(pool)
+        let stack = try await SoakStack(env: env, databaseURL: url, indexers: options.indexers, logger: logger)
+        try await stack.start()
+        logger.info("indexing the big customer's orders before the soak starts")
+        _ = try await waitUntilExact(pool: pool, stack: stack, timeout: .seconds(1800))
+
+        let total = Duration.seconds(options.minutes * 60)
+        let deadline = ContinuousClock.now + total
+        let load = SoakLoad(base: stack.writeAPIURL, authorization: try await env.staffAuthorization(), bigCustomer: Self.bigCustomer,
+                            logger: logger)
+        let chaos = SoakChaos(stack: stack, pool: pool, restartPostgres: ProcessInfo.processInfo.environment["ORDER_BENCH_PG_RESTART"],
+                              outage: min(.seconds(Double.random(in: 60...180)), total / 4), logger: logger)
+        let probe = SoakProbe(stack: stack, pool: pool, load: load, logger: logger)
+        let probing = Task { await probe.run(until: deadline + .seconds(3600)) }
+        // Pauses sized so that every kind of fault fits into the soak at least once.
+        let slot = total.seconds / Double(SoakChaos.Fault.allCases.count * 2)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await load.run(rate: options.rate, until: deadline, bigRenames: options.bigCustomerRenames) }
+            group.addTask { await chaos.run(until: deadline, pause: (slot * 0.5)...slot) }
+        }
+        logger.info("soak over; waiting for the read side to become exact")
+        let exactAt = try await waitUntilExact(pool: pool, stack: stack, timeout: .seconds(600))
+        probing.cancel()
+        _ = await probing.value
+        let final = try await compare(pool: pool, stack: stack)
+        let raw = chaos.result.rebuildDocsPerSecond == nil ? nil : try await rawBulkDocsPerSecond(pool: pool, stack: stack)
+        await stack.stopAll()
+        await pool.shutdown()
+        return report(load: load.snapshot, chaos: chaos.result, probe: probe.result, final: final, exactAt: exactAt, raw: raw)
+    }
+
+    /// One customer with many orders (renamed during the soak), with an OrderPlaced event each.
+    private func seedBigCustomer(_ pool: PostgresPool) async throws {
+        let orderID = "'ord_big_' || lpad(g::text, 7, '0')"
+        try await pool.transaction { [options] connection in
+            try connection.query("""
+                INSERT INTO customers (id, version, name, email, country, created_at, updated_at)
+                VALUES ($1, 1, 'Big Customer', 'big@example.com', 'DE', now(), now())
+                """, [Self.bigCustomer])
+            try connection.query("""
+                INSERT INTO orders (id, version, status, customer_id, currency, total, ship_line1, ship_city, ship_postal_code, ship_country,
+                                    created_at, updated_at)
+                SELECT \(orderID), 1, 'pending', $2, 'EUR', 10.00, 'Main Street 1', 'Berlin', '10115', 'DE', now(), now()
+                FROM generate_series(1, $1) g
+                """, [options.bigCustomerOrders, Self.bigCustomer])
+            try connection.query("""
+                INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price)
+                SELECT \(orderID), 0, 'SKU-1', 'Blue Coffee Mug', 1, 10.00 FROM generate_series(1, $1) g
+                """, [options.bigCustomerOrders])
+            try connection.query("""
+                INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, occurred_at)
+                SELECT 'order', \(orderID), 1, 'OrderPlaced', '{}', now() FROM generate_series(1, $1) g
+                """, [options.bigCustomerOrders])
+        }
+    }
+
+    /// Polls until the outbox is empty and the index matches PostgreSQL exactly; when that happened.
+    private func waitUntilExact(pool: PostgresPool, stack: SoakStack, timeout: Duration) async throws -> ContinuousClock.Instant? {
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < timeout {
+            if (try? await pool.query("SELECT count(*) FROM outbox").first?.int(0)) == 0,
+               let report = try? await compare(pool: pool, stack: stack), report.drifted == 0, report.lagging == 0 {
+                return .now
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+        return nil
+    }
+
+    /// Every order's PostgreSQL version against its search document.
+    private func compare(pool: PostgresPool, stack: SoakStack) async throws -> DriftVerifier.Report {
+        let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
+        defer { Task { await client.shutdown() } }
+        return try await DriftVerifier(pool: pool, client: client, layout: IndexLayout(alias: stack.alias), logger: logger).run(repair: false)
+    }
+
+    /// The same documents posted straight to `_bulk` (1000 per request, one connection) into a scratch index.
+    private func rawBulkDocsPerSecond(pool: PostgresPool, stack: SoakStack) async throws -> Double {
+        let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
+        let index = "soak_raw_bulk"
+        try await client.createIndex(index, body: try IndexLayout.mapping())
+        let started = ContinuousClock.now
+        let summary = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: 1000, logger: logger)
+            .load(into: index, throughAlias: false)
+        let seconds = (ContinuousClock.now - started).seconds
+        _ = try? await client.deleteIndex(index)
+        await client.shutdown()
+        return Double(summary.documents) / max(seconds, 0.001)
+    }
+
+    private func report(load: SoakLoad.Counts, chaos: SoakChaos.Outcome, probe: SoakProbe.Readings, final: DriftVerifier.Report,
+                        exactAt: ContinuousClock.Instant?, raw: Double?) -> BenchReport {
+        var report = BenchReport("soak")
+        let recovery = exactAt.map { ($0 - chaos.lastFaultEnded).seconds } ?? -1
+        let backwards = final.stale + probe.backwards
+        let rebuildRatio = both(chaos.rebuildDocsPerSecond, raw).map { $0 / max($1, 0.001) }
+        report.add("minutes", options.minutes, digits: 1)
+        report.add("rate", options.rate)
+        report.add("commands", load.commands)
+        report.add("acknowledged", load.acknowledged)
+        report.add("unavailable_503", load.unavailable)
+        report.add("refused_409_422", load.refused)
+        report.add("skipped", load.skipped)
+        report.add("lost", final.missing)
+        report.add("backwards", backwards)
+        report.add("drift", final.drifted)
+        report.add("max_xact_age_s", probe.maxTransactionAge)
+        report.add("indexer_rss_growth", probe.rssGrowth)
+        report.add("non_503_errors", load.errors)
+        report.add("recovery_s", recovery)
+        if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }
+        for fault in SoakChaos.Fault.allCases { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
+        report.add("sigterm_failures", chaos.sigtermFailures)
+        report.add("verify_failures", chaos.verifyFailures)
+        report.add("reindex_failures", chaos.reindexFailures)
+        report.add("postgres_restart_failures", chaos.postgresRestartFailures)
+        report.target("lost = 0", final.missing == 0, essential: true)
+        report.target("backwards = 0", backwards == 0, essential: true)
+        report.target("drift = 0", final.drifted == 0 && exactAt != nil, essential: true)
+        report.target("max_xact_age_s ≤ 60", probe.maxTransactionAge <= 60, essential: true)
+        report.target("non_503_errors = 0", load.errors == 0, essential: true)
+        report.target("SIGTERM: exit 0 within 10 s; verify --repair and reindex succeed",
+                      chaos.sigtermFailures + chaos.verifyFailures + chaos.reindexFailures == 0, essential: true)
+        report.target("indexer_rss_growth ≤ 1.2", probe.rssGrowth <= 1.2)
+        report.target("recovery_s ≤ 30", recovery >= 0 && recovery <= 30)
+        if let rebuildRatio { report.target("rebuild ≥ 0.8× raw _bulk", rebuildRatio >= 0.8) }
+        return report
+    }
+}
+
+private func both<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}

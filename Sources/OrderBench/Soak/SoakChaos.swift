@@ -1,0 +1,144 @@
+import ElasticsearchClient
+import FaultProxy
+import Foundation
+import LibPQClient
+import Logging
+import Synchronization
+
+/// Breaks things at random intervals, one fault at a time, every kind at least once when
+/// the soak is long enough: SIGKILL and SIGTERM of indexers, osmem-server stopped and
+/// brought back empty, 429/503/reset storms, a PostgreSQL restart, a reindex and a
+/// `verify --repair`.
+final class SoakChaos: Sendable {
+    enum Fault: String, CaseIterable, Sendable {
+        case storm, sigkill, postgresRestart, sigterm, verify, searchServerOutage, reindex
+    }
+
+    struct Outcome: Sendable {
+        var faults: [String: Int] = [:]
+        /// SIGTERM must end an indexer with status 0 within 12 s.
+        var sigtermFailures = 0
+        var verifyFailures = 0
+        var reindexFailures = 0
+        var postgresRestartFailures = 0
+        /// After osmem-server came back empty: documents the self-heal rebuild wrote per second.
+        var rebuildDocsPerSecond: Double?
+        var lastFaultEnded = ContinuousClock.now
+    }
+
+    let stack: SoakStack
+    let pool: PostgresPool
+    let restartPostgres: String?
+    let outage: Duration
+    let logger: Logger
+    private let outcome = Mutex(Outcome())
+
+    init(stack: SoakStack, pool: PostgresPool, restartPostgres: String?, outage: Duration, logger: Logger) {
+        self.stack = stack
+        self.pool = pool
+        self.restartPostgres = restartPostgres
+        self.outage = outage
+        self.logger = logger
+    }
+
+    var result: Outcome { outcome.withLock { $0 } }
+
+    /// Runs faults until `deadline`, pausing `pause` (a random share of it) between them.
+    func run(until deadline: ContinuousClock.Instant, pause: ClosedRange<Double>) async {
+        var plan = Fault.allCases
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(Double.random(in: pause)))
+            guard ContinuousClock.now < deadline else { break }
+            let fault = plan.isEmpty ? Fault.allCases.filter { $0 != .searchServerOutage }.randomElement()! : plan.removeFirst()
+            logger.info("fault", metadata: ["soak.fault": "\(fault.rawValue)"])
+            await inject(fault)
+            outcome.withLock {
+                $0.faults[fault.rawValue, default: 0] += 1
+                $0.lastFaultEnded = .now
+            }
+        }
+    }
+
+    private func inject(_ fault: Fault) async {
+        switch fault {
+        case .storm: await storm()
+        case .sigkill, .sigterm: await stopIndexer(signal: fault == .sigkill ? SIGKILL : SIGTERM)
+        case .postgresRestart: await restartDatabase()
+        case .verify: await runAdmin(["verify", "--repair"], failures: \.verifyFailures)
+        case .reindex: await runAdmin(["reindex"], failures: \.reindexFailures)
+        case .searchServerOutage: await searchServerOutage()
+        }
+    }
+
+    private func storm() async {
+        let faults: [FaultProxy.Fault] = [.status(429), .status(503), .reset]
+        stack.proxy.setPeriodic(every: 2, faults.randomElement()!)
+        try? await Task.sleep(for: .seconds(Double.random(in: 5...15)))
+        stack.proxy.setPeriodic(every: 0, nil)
+    }
+
+    private func stopIndexer(signal: Int32) async {
+        let slot = Int.random(in: 0..<stack.indexerCount)
+        let status = await stack.stopIndexer(slot, signal: signal)
+        if signal == SIGTERM, status != 0 { outcome.withLock { $0.sigtermFailures += 1 } }
+        try? await Task.sleep(for: .seconds(Double.random(in: 1...3)))
+        do { try stack.startIndexer(slot) } catch { logger.error("could not restart an indexer", metadata: ["error": "\(error)"]) }
+    }
+
+    private func restartDatabase() async {
+        guard let restartPostgres else { return }
+        let status = await Self.shell(restartPostgres)
+        if status != 0 { outcome.withLock { $0.postgresRestartFailures += 1 } }
+    }
+
+    /// Stops osmem-server for `outage`, brings it back empty, and times the indexers'
+    /// self-heal rebuild until the index holds every order PostgreSQL had by then.
+    private func searchServerOutage() async {
+        await stack.stopOsmem()
+        try? await Task.sleep(for: outage)
+        do {
+            try await stack.startOsmem()
+            let started = ContinuousClock.now
+            let orders = try await pool.query("SELECT count(*) FROM orders").first?.int(0) ?? 0
+            let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
+            while ContinuousClock.now - started < .seconds(600) {
+                if let count = try? await client.count(stack.alias), count >= orders { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let seconds = (ContinuousClock.now - started).seconds
+            await client.shutdown()
+            outcome.withLock { $0.rebuildDocsPerSecond = Double(orders) / max(seconds, 0.001) }
+        } catch {
+            logger.error("osmem-server did not come back", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func runAdmin(_ arguments: [String], failures: WritableKeyPath<Outcome, Int>) async {
+        do {
+            let child = try stack.env.launch("order-admin", arguments, environment: [
+                "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias, "LOG_LEVEL": "error",
+            ])
+            let status = await child.waitForExit(within: .seconds(600))
+            if status != 0 { outcome.withLock { $0[keyPath: failures] += 1 } }
+        } catch {
+            outcome.withLock { $0[keyPath: failures] += 1 }
+        }
+    }
+
+    /// Runs a shell command (the PostgreSQL restart `scripts/soak` hands over); its exit status.
+    ///
+    /// Waits with `waitpid` itself: the command leaves a daemon (the postmaster) that inherits
+    /// the descriptor `Process` watches for the exit, so `Process.isRunning` would stay true.
+    static func shell(_ command: String) async -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return -1 }
+        let pid = process.processIdentifier
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+    }
+}

@@ -1,0 +1,86 @@
+import ElasticsearchClient
+import LibPQClient
+import Logging
+import Synchronization
+
+/// Samples every second what the soak promises to keep bounded: the age of the oldest
+/// transaction of the indexers and admin commands in PostgreSQL, the indexers' memory,
+/// and, for a sample of orders, that their search document's version never decreases.
+final class SoakProbe: Sendable {
+    struct Readings: Sendable {
+        var maxTransactionAge = 0.0
+        /// Per indexer process: RSS once it has run 30 s, and the highest since.
+        var rss: [Int32: (settled: Double, peak: Double)] = [:]
+        var backwards = 0
+        var lastVersions: [String: Int64] = [:]
+
+        /// The largest growth of any indexer that lived long enough to settle.
+        var rssGrowth: Double { rss.values.map { $0.peak / max($0.settled, 0.001) }.max() ?? 1 }
+    }
+
+    let stack: SoakStack
+    let pool: PostgresPool
+    let load: SoakLoad
+    let logger: Logger
+    private let readings = Mutex(Readings())
+    private let firstSeen = Mutex<[Int32: ContinuousClock.Instant]>([:])
+
+    init(stack: SoakStack, pool: PostgresPool, load: SoakLoad, logger: Logger) {
+        self.stack = stack
+        self.pool = pool
+        self.load = load
+        self.logger = logger
+    }
+
+    var result: Readings { readings.withLock { $0 } }
+
+    static let oldestTransaction = """
+        SELECT COALESCE(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name IN ('order-indexer', 'order-admin') AND xact_start IS NOT NULL
+        """
+
+    func run(until deadline: ContinuousClock.Instant) async {
+        let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
+        var tick = 0
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            tick += 1
+            if let age = try? await pool.query(Self.oldestTransaction).first?.string(0).flatMap(Double.init) {
+                readings.withLock { $0.maxTransactionAge = max($0.maxTransactionAge, age) }
+            }
+            sampleMemory()
+            if tick % 5 == 0 { await checkVersions(client) }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        await client.shutdown()
+    }
+
+    private func sampleMemory() {
+        let now = ContinuousClock.now
+        for (pid, megabytes) in stack.indexerRSS where megabytes > 0 {
+            let born = firstSeen.withLock { seen -> ContinuousClock.Instant in
+                if let born = seen[pid] { return born }
+                seen[pid] = now
+                return now
+            }
+            guard now - born >= .seconds(30) else { continue }
+            readings.withLock { state in
+                let current = state.rss[pid] ?? (settled: megabytes, peak: megabytes)
+                state.rss[pid] = (current.settled, max(current.peak, megabytes))
+            }
+        }
+    }
+
+    /// A document missing (osmem came back empty) is not backwards; a lower version is.
+    private func checkVersions(_ client: ElasticsearchClient) async {
+        for id in load.sampleOrders(50) {
+            guard let version = try? await client.get(stack.alias, id: id)?.version else { continue }
+            readings.withLock { state in
+                if let last = state.lastVersions[id], version < last {
+                    state.backwards += 1
+                    logger.error("a search document went backwards", metadata: ["order.id": "\(id)"])
+                }
+                state.lastVersions[id] = version
+            }
+        }
+    }
+}

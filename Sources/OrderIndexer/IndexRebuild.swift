@@ -1,0 +1,54 @@
+import ElasticsearchClient
+import LibPQClient
+import OrderStore
+import ReadModel
+
+extension IndexerService {
+    /// Creates index and alias when missing and refills the new index from PostgreSQL
+    /// (guarantee 5). An advisory lock makes exactly one indexer process do it; workers go
+    /// on indexing new events meanwhile (external versions keep the overlap harmless).
+    ///
+    /// A row in `index_rebuilds`, written before the alias is created and deleted after the
+    /// load, makes the rebuild survive its indexer: a rebuild killed half-way leaves the row,
+    /// and whichever indexer next gets the lock loads everything again into the alias.
+    func rebuildIfMissing() async {
+        do {
+            guard try await needsRebuild() else { return }
+            try await pool.withReservedConnection { connection in
+                let locked = try await connection.query("SELECT pg_try_advisory_lock($1)", [AdvisoryLock.indexRebuild.key])
+                    .first?.bool("pg_try_advisory_lock") ?? false
+                guard locked else { return }
+                do {
+                    try await rebuildLocked()
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
+                    throw error
+                }
+                _ = try await connection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.indexRebuild.key])
+            }
+        } catch {
+            logger.warning("could not check or rebuild the order index", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The alias is missing, or a rebuild was started and never finished.
+    private func needsRebuild() async throws -> Bool {
+        if try await client.aliasTargets(layout.alias).isEmpty { return true }
+        return try await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [layout.alias]).isEmpty
+    }
+
+    /// Under the lock, checked again: another indexer may have finished meanwhile.
+    private func rebuildLocked() async throws {
+        guard try await needsRebuild() else { return }
+        try await pool.query("INSERT INTO index_rebuilds (alias) VALUES ($1) ON CONFLICT DO NOTHING", [layout.alias])
+        if let created = try await layout.ensureAlias(client) {
+            logger.warning("created a new order index; refilling it from PostgreSQL", metadata: ["es.index": "\(created)"])
+        } else {
+            logger.warning("an earlier rebuild did not finish; refilling the order index from PostgreSQL")
+        }
+        let loader = FullLoader(pool: pool, writer: writer, batchSize: configuration.rebuildBatchSize, logger: logger)
+        let summary = try await loader.load(into: layout.alias, throughAlias: true)
+        try await pool.query("DELETE FROM index_rebuilds WHERE alias = $1", [layout.alias])
+        logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
+    }
+}
