@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // C libraries: libpq and libcurl as system libraries, plus typed wrappers
@@ -164,7 +165,8 @@ let package = Package(
         .target(
             name: "OrderBench",
             dependencies: ["ReadModel", "OrderStore", "OrderSearchAPI", "LibPQClient", "ElasticsearchClient", "JSONSupport", "Security",
-                           "ServiceSupport", "ServiceTesting", "OrderAdmin", "FaultProxy", .product(name: "Hummingbird", package: "hummingbird")],
+                           "ServiceSupport", "ServiceTesting", "OrderAdmin", "FaultProxy", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
         // Helpers for tests and benchmarks that start servers of their own; no service links it.
@@ -193,6 +195,7 @@ let package = Package(
                                                                      .product(name: "Hummingbird", package: "hummingbird")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
+        .testTarget(name: "OrderIndexerTests", dependencies: ["OrderIndexer", "ReadModel", "OrderDomain", "JSONSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "LibPQClient", "RequestParsing", "Security",
                                                                "TokenSigning", "JSONSupport", "ServiceSupport", "ElasticsearchClient"],
                     swiftSettings: swiftSettings),

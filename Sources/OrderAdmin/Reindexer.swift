@@ -25,7 +25,7 @@ import ReadModel
 /// it the catch-up alias) and leaves the alias untouched.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
-        public var batchSize = 1000
+        public var batchSize = 2000
         public var keepOld = false
         public var dryRun = false
         public var mappingPath: String?

@@ -20,25 +20,6 @@ public struct IndexBenchmarks: Sendable {
 
     static let alias = "orders"
 
-    /// The indexer's NDJSON for every order, built up front so the baseline
-    /// measures only posting.
-    func bulkBodies(pool: PostgresPool, index: String, throughAlias: Bool, batch: Int) async throws -> [[UInt8]] {
-        var bodies: [[UInt8]] = []
-        var after: String?
-        while true {
-            let cursor = after
-            let documents = try await pool.withConnection { try OrderDocumentSource.page(after: cursor, limit: batch, on: $0) }
-            guard let last = documents.last else { break }
-            var request = BulkRequest()
-            for d in documents {
-                request.index(index, id: d.orderID, version: d.externalVersion, requireAlias: throughAlias) { d.writeJSON(into: &$0) }
-            }
-            bodies.append(request.body.bytes)
-            after = last.orderID
-        }
-        return bodies
-    }
-
     /// Posts bodies with `concurrency` connections; returns seconds.
     func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int) async throws -> Double {
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }())
@@ -117,16 +98,9 @@ public struct IndexBenchmarks: Sendable {
         logger.info("generating \(orders) orders with an outbox backlog")
         try await DataSet(orders: orders).load(into: pool, outbox: true)
 
-        // Baseline: the same documents straight to _bulk.
-        let rawSeconds: Double
-        do {
-            let osmem = try await env.startOsmem()
-            defer { osmem.stop() }
-            try await createAlias(osmem.url)
-            let bodies = try await bulkBodies(pool: pool, index: Self.alias, throughAlias: true, batch: 500)
-            logger.info("posting the raw baseline")
-            rawSeconds = try await postRaw(bodies, to: osmem.url, concurrency: 2)
-        }
+        // Baseline: the same documents straight to _bulk, in the server's best request shape.
+        logger.info("posting the raw baselines")
+        let raw = try await RawBulkShapes(benchmarks: self).measure(pool: pool, orders: orders)
         // The indexer draining the backlog into a fresh osmem.
         let measured: Drain
         do {
@@ -144,12 +118,14 @@ public struct IndexBenchmarks: Sendable {
         let ceiling = try await drain(pool: pool, databaseURL: url, elasticsearchURL: "http://127.0.0.1:\(sink.port)")
 
         let docsPerSecond = Double(orders) / measured.seconds
-        let rawPerSecond = Double(orders) / rawSeconds
+        let rawPerSecond = raw.best.1
         let sinkPerSecond = Double(orders) / ceiling.seconds
         let cpuPerDoc = measured.cpuSeconds / Double(orders) * 1e6
         report.add("orders", orders)
         report.add("docs_per_s", docsPerSecond, digits: 0)
         report.add("raw_bulk_docs_per_s", rawPerSecond, digits: 0)
+        report.add("best_raw_shape", raw.best.0.description)
+        for (shape, docsPerSecond) in raw.all { report.add(shape.key, docsPerSecond, digits: 0) }
         report.add("ratio_vs_raw_bulk", docsPerSecond / rawPerSecond)
         report.add("null_sink_docs_per_s", sinkPerSecond, digits: 0)
         report.add("ratio_vs_null_sink", docsPerSecond / sinkPerSecond)
@@ -195,6 +171,7 @@ public struct IndexBenchmarks: Sendable {
         report.add("orders", orders)
         report.add("docs_per_s", docsPerSecond, digits: 0)
         report.add("raw_bulk_docs_per_s", rawPerSecond, digits: 0)
+        if let best = fullRun.bestShape { report.add("best_raw_shape", best) }
         report.add("ratio_vs_raw_bulk", docsPerSecond / rawPerSecond)
         report.add("peak_rss_mb", fullRun.peakRSS, digits: 1)
         report.add("peak_rss_mb_at_tenth", smallRun.peakRSS, digits: 1)
@@ -208,6 +185,7 @@ public struct IndexBenchmarks: Sendable {
     struct ReindexRun {
         var seconds: Double
         var rawSeconds: Double?
+        var bestShape: String?
         var peakRSS: Double
         var lost: Int
     }
@@ -216,19 +194,16 @@ public struct IndexBenchmarks: Sendable {
         let (url, pool) = try await env.freshDatabase(database)
         defer { Task { await pool.shutdown() } }
         try await DataSet(orders: orders).load(into: pool, outbox: false)
-        var rawSeconds: Double?
+        var rawSeconds: Double?, bestShape: String?
         if baseline {
-            let osmem = try await env.startOsmem()
-            defer { osmem.stop() }
-            try await createAlias(osmem.url)
-            let bodies = try await bulkBodies(pool: pool, index: Self.alias, throughAlias: true, batch: 1000)
-            rawSeconds = try await postRaw(bodies, to: osmem.url, concurrency: 1)
+            let best = try await RawBulkShapes(benchmarks: self).measure(pool: pool, orders: orders).best
+            (rawSeconds, bestShape) = (Double(orders) / best.1, best.0.description)
         }
         let osmem = try await env.startOsmem()
         defer { osmem.stop() }
         try await createAlias(osmem.url)
         let start = ContinuousClock.now
-        let admin = try env.launch("order-admin", ["reindex", "--batch-size", "1000"], environment: [
+        let admin = try env.launch("order-admin", ["reindex"], environment: [
             "DATABASE_URL": url, "ELASTICSEARCH_URL": osmem.url, "ORDERS_INDEX": Self.alias, "LOG_LEVEL": "error",
         ])
         var peak = 0.0
@@ -241,7 +216,7 @@ public struct IndexBenchmarks: Sendable {
         let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
         defer { Task { await client.shutdown() } }
         let indexed = try await client.count(Self.alias)
-        return ReindexRun(seconds: seconds, rawSeconds: rawSeconds, peakRSS: peak, lost: orders - indexed)
+        return ReindexRun(seconds: seconds, rawSeconds: rawSeconds, bestShape: bestShape, peakRSS: peak, lost: orders - indexed)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 import JSONSupport
 
 /// Named figures of one subcommand: printed as a table, or as one JSON object.
@@ -16,6 +17,8 @@ public struct BenchReport: Sendable {
     }
 
     public mutating func add(_ key: String, _ value: Int) { figures.append((key, .int(value))) }
+
+    public mutating func add(_ key: String, _ value: String) { figures.append((key, .string(value))) }
 
     public mutating func target(_ description: String, _ met: Bool, essential: Bool = false) {
         targets.append((description, met))
@@ -45,17 +48,20 @@ public struct BenchReport: Sendable {
     }
 }
 
-/// Latency samples in seconds.
-struct Latencies {
-    private(set) var samples: [Double] = []
-    mutating func add(_ seconds: Double) { samples.append(seconds) }
-    mutating func add(_ other: Latencies) { samples += other.samples }
+/// Latencies in seconds, recorded per event in an HDR histogram (microsecond resolution,
+/// three significant digits, up to an hour): exact percentiles in flat memory.
+struct Latencies: Sendable {
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+
+    mutating func add(_ seconds: Double) { _ = histogram.record(UInt64(max(0, (seconds * 1e6).rounded()))) }
+    mutating func add(_ other: Latencies) { histogram.add(other.histogram) }
+
+    /// The `p`th percentile (0–100) in seconds; 0 when nothing was recorded.
     func percentile(_ p: Double) -> Double {
-        guard !samples.isEmpty else { return 0 }
-        let sorted = samples.sorted()
-        return sorted[min(sorted.count - 1, Int((p / 100) * Double(sorted.count)))]
+        count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1e6
     }
-    var count: Int { samples.count }
+
+    var count: Int { Int(histogram.totalCount) }
 }
 
 extension Duration {

@@ -22,7 +22,7 @@ public struct IndexerService: Service {
         public var batchDelay: Duration = .zero
         public var aliasCheckInterval: Duration = .seconds(5)
         public var processor = OutboxProcessor.Configuration()
-        public var rebuildBatchSize = 1000
+        public var rebuildBatchSize = 2000
         /// On SIGTERM, how long workers may take to finish the batch in hand; what is still
         /// unfinished then is handed back for another indexer (guarantee 7).
         public var stopGrace: Duration = .seconds(8)
@@ -53,9 +53,9 @@ public struct IndexerService: Service {
     /// Names a worker in its leases: host, process and a random part, so two starts never share a name.
     static let instance = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(UInt32.random(in: 0...UInt32.max))"
 
-    func processor(worker: Int) -> OutboxProcessor {
+    func processor(worker: Int, ackTimings: AckTimingsLog?) -> OutboxProcessor {
         OutboxProcessor(pool: pool, writer: writer, layout: layout, configuration: configuration.processor,
-                        owner: "\(Self.instance)/\(worker)", logger: logger)
+                        owner: "\(Self.instance)/\(worker)", ackTimings: ackTimings, logger: logger)
     }
 
     public func run() async throws {
@@ -81,9 +81,10 @@ public struct IndexerService: Service {
     /// Runs the workers until a graceful shutdown; then they take no new batch and finish the one
     /// in hand, for up to `stopGrace`, after which the rest is cancelled and handed back.
     private func runWorkers(wake: WakeSignal, stopping: StopFlag) async {
+        let ackTimings = AckTimingsLog(path: configuration.processor.ackTimingsPath)
         await withTaskGroup(of: Bool.self) { workers in
             for worker in 0..<configuration.workers {
-                workers.addTask { await self.work(worker, wake: wake, stopping: stopping); return false }
+                workers.addTask { await self.work(worker, wake: wake, stopping: stopping, ackTimings: ackTimings); return false }
             }
             try? await gracefulShutdown()
             logger.info("stopping: finishing the batches in hand")
@@ -104,15 +105,19 @@ public struct IndexerService: Service {
         }
     }
 
-    private func work(_ worker: Int, wake: WakeSignal, stopping: StopFlag) async {
+    private func work(_ worker: Int, wake: WakeSignal, stopping: StopFlag, ackTimings: AckTimingsLog?) async {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
-        let processor = processor(worker: worker)
+        let processor = processor(worker: worker, ackTimings: ackTimings)
+        let batches = configuration.processor
+        var limit = batches.batchSize
         var failures = 0
         while !Task.isCancelled, !stopping.isSet {
             let generation = wake.generation
             do {
-                let processed = try await processor.processBatch()
+                let processed = try await processor.processBatch(limit: limit)
+                // A full batch means a backlog: larger batches (and bulk requests) until it is gone.
+                limit = processed >= limit ? batches.backlogBatchSize : batches.batchSize
                 failures = 0
                 if processed > 0 { continue }
                 await wake.wait(after: generation, timeout: configuration.pollInterval)

@@ -18,9 +18,20 @@ import ReadModel
 /// and other workers go on with newer events meanwhile.
 public struct OutboxProcessor: Sendable {
     public struct Configuration: Sendable {
+        /// Events claimed per batch while the outbox keeps up (`INDEXER_BATCH_SIZE`): small
+        /// batches, small bulk requests, low lag.
         public var batchSize = 500
-        /// Orders per bulk request when a customer change fans out.
-        public var fanOutChunk = 500
+        /// Events claimed per batch once a batch came back full, i.e. under a backlog
+        /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster. Measured on
+        /// osmem-server, 20k documents: 500 per request 716 docs/s, 1000 → 1382, 2000 → 1370.
+        public var backlogBatchSize = 2000
+        /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`); Elasticsearch's
+        /// guidance is a few MB per request.
+        public var maxBulkBytes = 5 << 20
+        /// Orders re-indexed (and progress recorded) per step when a customer change fans out.
+        public var fanOutChunk = 1000
+        /// `INDEXER_ACK_TIMINGS`: a file for per-event commit and acknowledgement times (`AckTimingsLog`).
+        public var ackTimingsPath: String?
         /// How long claimed events stay this worker's without a renewal (`INDEXER_LEASE_MS`).
         public var lease: Duration = .seconds(30)
         /// A batch Elasticsearch has not acknowledged by then is handed back for any worker to take
@@ -34,15 +45,18 @@ public struct OutboxProcessor: Sendable {
     let layout: IndexLayout
     let configuration: Configuration
     let lease: OutboxLease
+    let ackTimings: AckTimingsLog?
     let logger: Logger
 
     /// `owner` names this worker in the leases it takes; unique per worker and process start.
-    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, owner: String, logger: Logger) {
+    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, owner: String,
+                ackTimings: AckTimingsLog? = nil, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.layout = layout
         self.configuration = configuration
         self.lease = OutboxLease(pool: pool, owner: owner, duration: configuration.lease)
+        self.ackTimings = ackTimings
         self.logger = logger
     }
 
@@ -52,10 +66,10 @@ public struct OutboxProcessor: Sendable {
         public var description: String { "the order index is missing" }
     }
 
-    /// Processes one batch; returns the number of events it claimed (0 when nothing was claimable).
-    /// On any failure, what was not acknowledged is handed back before the error is thrown.
-    public func processBatch() async throws -> Int {
-        let events = try await lease.claim(limit: configuration.batchSize)
+    /// Processes one batch of at most `limit` events; returns the number it claimed (0 when
+    /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
+    public func processBatch(limit: Int) async throws -> Int {
+        let events = try await lease.claim(limit: limit)
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
@@ -104,14 +118,9 @@ public struct OutboxProcessor: Sendable {
             if eventsByOrder[event.aggregateID] == nil { orderIDs.append(event.aggregateID) }
             eventsByOrder[event.aggregateID, default: []].append(event)
         }
-        var rejected: [(ClaimedEvent, Rejection)] = []
-        let giveUpAt = self.giveUpAt
-        for chunk in orderIDs.chunked(configuration.fanOutChunk) {
-            for rejection in try await index(ids: Array(chunk), targets: targets, giveUpAt: giveUpAt) {
-                for event in eventsByOrder[rejection.orderID] ?? [] { rejected.append((event, rejection)) }
-            }
+        return try await index(ids: orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+            (eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
         }
-        return rejected
     }
 
     /// One customer's claimed changes, oldest first; customers in the order of their first event.
@@ -170,42 +179,62 @@ public struct OutboxProcessor: Sendable {
         let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let lagTimer = Timer(label: "indexer_commit_to_ack_seconds")
         for event in events { lagTimer.recordNanoseconds(max(0, nowUs - event.createdAtUs) * 1000) }
+        ackTimings?.append(commitMicroseconds: events.map(\.createdAtUs), acknowledgedMicroseconds: nowUs)
         Counter(label: "indexer_events_total").increment(by: events.count)
     }
 
-    /// Indexes the current documents of `ids` into the alias and every catch-up alias;
-    /// returns the documents Elasticsearch refused for good (for the live alias).
+    /// Indexes the current documents of `ids` into the alias and every catch-up alias, in bulk
+    /// requests of at most `maxBulkBytes`; returns the documents refused for good (for the live alias).
     private func index(ids: [String], targets: [String], giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
         // One short read-only snapshot, so a document's order, customer and lines agree.
         let documents = try await pool.transaction(isolation: .repeatableReadReadOnly) { try OrderDocumentSource.documents(ids: ids, on: $0) }
-        guard !documents.isEmpty else { return [] }
         let targets = [layout.alias] + targets
-        let outcomes = try await writer.write({ include in
-            var request = BulkRequest()
-            var position = 0
-            for target in targets {
-                for document in documents {
-                    if include(position) {
-                        // require_alias on every target: a write racing a catch-up alias's removal fails
-                        // instead of auto-creating a stray concrete index under that name.
-                        request.index(target, id: document.orderID, version: document.externalVersion, requireAlias: true) {
-                            document.writeJSON(into: &$0)
+        var rejected: [Rejection] = []
+        for group in Self.groups(documents, maxBytes: configuration.maxBulkBytes / targets.count) {
+            let outcomes = try await writer.write({ include in
+                var request = BulkRequest()
+                var position = 0
+                for target in targets {
+                    for document in group {
+                        if include(position) {
+                            // require_alias on every target: a write racing a catch-up alias's removal fails
+                            // instead of auto-creating a stray concrete index under that name.
+                            request.index(target, id: document.orderID, version: document.externalVersion, requireAlias: true) {
+                                document.writeJSON(into: &$0)
+                            }
                         }
+                        position += 1
                     }
-                    position += 1
                 }
+                return request
+            }, count: group.count * targets.count, giveUpAt: giveUpAt)
+            Counter(label: "indexer_documents_indexed_total").increment(by: group.count)
+            rejected += try Self.rejections(outcomes, documents: group)
+        }
+        return rejected
+    }
+
+    /// Consecutive runs of `documents` whose estimated JSON stays within `maxBytes` (at least one each).
+    static func groups(_ documents: [OrderDocument], maxBytes: Int) -> [ArraySlice<OrderDocument>] {
+        var groups: [ArraySlice<OrderDocument>] = []
+        var start = 0, bytes = 0
+        for (i, document) in documents.enumerated() {
+            let size = document.estimatedJSONBytes + 100  // plus the action line
+            if i > start, bytes + size > maxBytes {
+                groups.append(documents[start..<i])
+                (start, bytes) = (i, 0)
             }
-            return request
-        }, count: documents.count * targets.count, giveUpAt: giveUpAt)
-        Counter(label: "indexer_documents_indexed_total").increment(by: documents.count)
-        return try Self.rejections(outcomes, documents: documents)
+            bytes += size
+        }
+        if start < documents.count { groups.append(documents[start...]) }
+        return groups
     }
 
     /// Outcomes for the live alias decide; a catch-up alias a finished or failed reindex removed is ignored.
-    static func rejections(_ outcomes: [BulkItemOutcome], documents: [OrderDocument]) throws -> [Rejection] {
+    static func rejections(_ outcomes: [BulkItemOutcome], documents: ArraySlice<OrderDocument>) throws -> [Rejection] {
         var rejected: [Rejection] = []
         for (position, outcome) in outcomes.enumerated() where position < documents.count {
-            let document = documents[position]
+            let document = documents[documents.startIndex + position]
             switch outcome {
             case .applied, .stale, .retry: continue
             case .indexMissing: throw ProcessError.indexMissing

@@ -20,7 +20,7 @@ public struct FullLoader: Sendable {
     public var batchSize: Int
     let logger: Logger
 
-    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 1000, logger: Logger) {
+    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.batchSize = batchSize

@@ -61,7 +61,7 @@ struct Reindex: AsyncParsableCommand {
         discussion: "Searches keep working throughout; writes made meanwhile reach the new index through the running indexers."
     )
 
-    @Option(help: "Orders per bulk request.") var batchSize = 1000
+    @Option(help: "Orders per bulk request.") var batchSize = 2000
     @Flag(help: "Keep the previous index after the swap.") var keepOld = false
     @Flag(help: "Show what would happen without changing anything.") var dryRun = false
     @Option(help: "Use this mapping file instead of the packaged mappings/orders.json.") var mappings: String?

@@ -48,7 +48,7 @@ struct Index: AsyncParsableCommand {
 struct Lag: AsyncParsableCommand {
     @OptionGroup var common: Common
     @Option(help: "Commands per second.") var rate = 300
-    @Option(help: "Seconds.") var seconds = 30
+    @Option(help: "Seconds.") var seconds = 60
     @Flag(help: "Index into a sink that acknowledges at once: the indexer's own latency, without osmem's stalls.") var nullSink = false
     func run() async throws {
         let (env, logger) = try common.context()

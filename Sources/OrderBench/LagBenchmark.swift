@@ -1,0 +1,131 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import LibPQClient
+import ReadModel
+import Synchronization
+
+extension ServiceBenchmarks {
+    /// `lag`: orders placed through the write API at `rate` per second for `seconds`; commit →
+    /// acknowledged for every event, exactly (the indexer's `INDEXER_ACK_TIMINGS` log into an HDR
+    /// histogram), and commit → searchable by polling every 10th order. Baseline: the same
+    /// documents posted straight to a fresh osmem-server at the same rate by a minimal client
+    /// that sends whatever arrived while its previous request was out.
+    public func lag(rate: Int = 300, seconds: Int = 60, nullSink: Bool = false) async throws -> BenchReport {
+        var report = BenchReport(nullSink ? "lag --null-sink" : "lag")
+        let (url, pool) = try await env.freshDatabase("bench_lag")
+        try await DataSet(orders: 500).load(into: pool, outbox: false)
+        let osmem = try await env.startOsmem()
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        _ = try await IndexLayout(alias: "orders").ensureAlias(client)
+        let sink = nullSink ? try await NullSink.start(alias: "orders", logger: logger) : nil
+        let timings = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-ack-\(getpid()).txt").path
+        try? FileManager.default.removeItem(atPath: timings)
+        let metricsPort = freePort(), apiPort = freePort()
+        let indexer = try env.launch("order-indexer", environment: [
+            "DATABASE_URL": url, "ELASTICSEARCH_URL": sink.map { "http://127.0.0.1:\($0.port)" } ?? osmem.url, "ORDERS_INDEX": "orders",
+            "INDEXER_METRICS_ADDR": "127.0.0.1:\(metricsPort)", "INDEXER_ACK_TIMINGS": timings, "LOG_LEVEL": "error",
+        ])
+        let api = try env.launch("order-write-api", environment: ["DATABASE_URL": url, "WRITE_API_ADDR": "127.0.0.1:\(apiPort)", "LOG_LEVEL": "error"])
+        try await waitForHTTP("http://127.0.0.1:\(apiPort)/health")
+        try await waitForHTTP("http://127.0.0.1:\(metricsPort)/health")
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = 48; return c }())
+        let authorization = try await env.staffAuthorization()
+        let searchable = try await steady(rate: rate, seconds: seconds) { i in
+            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(apiPort)/orders",
+                                                  headers: [("Content-Type", "application/json"), authorization],
+                                                  body: Array(Self.orderBody(customer: i % 100, i).utf8))
+            guard response.status == 201, let id = (try? JSONParser.parse(response.body))?["id"]?.stringValue else {
+                throw BenchError("POST /orders answered \(response.status)")
+            }
+            return id
+        } visible: { id in
+            if nullSink { return true }
+            return try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0
+        }
+        while try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? 1 > 0 { try await Task.sleep(for: .milliseconds(50)) }
+        let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
+        let acknowledged = try Self.ackLatencies(timings)
+        indexer.stop()
+        api.stop()
+        sink?.task.cancel()
+        await http.shutdown()
+        await client.shutdown()
+        osmem.stop()
+        let direct = nullSink ? nil : try await directAckLatencies(pool: pool, rate: rate, seconds: seconds)
+        await pool.shutdown()
+        try? FileManager.default.removeItem(atPath: timings)
+
+        report.add("rate_per_s", rate)
+        report.add("seconds", seconds)
+        report.add("events", acknowledged.count)
+        report.add("p50_ack_ms", acknowledged.percentile(50) * 1000)
+        report.add("p99_ack_ms", acknowledged.percentile(99) * 1000)
+        report.add("histogram_p99_ack_ms", (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000)
+        report.add("bulk_p99_ms", (histogramPercentile(metrics, name: "indexer_bulk_duration_seconds", 99) ?? .infinity) * 1000)
+        report.add("p50_searchable_ms", searchable.percentile(50) * 1000)
+        report.add("p99_searchable_ms", searchable.percentile(99) * 1000)
+        if let direct {
+            let ratio = acknowledged.percentile(99) / max(direct.percentile(99), 1e-6)
+            report.add("direct_p50_ack_ms", direct.percentile(50) * 1000)
+            report.add("direct_p99_ack_ms", direct.percentile(99) * 1000)
+            report.add("p99_ack_ratio_vs_direct", ratio)
+            report.target("commit → acknowledged p99 ≤ 1.2× the direct poster's", ratio <= 1.2)
+        } else {
+            report.target("commit → acknowledged p99 ≤ 5 ms (null sink)", acknowledged.percentile(99) * 1000 <= 5)
+        }
+        report.target("every event acknowledged", acknowledged.count == rate * seconds)
+        return report
+    }
+
+    /// Commit → acknowledged per event from the indexer's `INDEXER_ACK_TIMINGS` lines.
+    static func ackLatencies(_ path: String) throws -> Latencies {
+        var latencies = Latencies()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let commit = Int64(fields[0]), let ack = Int64(fields[1]) else { continue }
+            latencies.add(Double(max(0, ack - commit)) / 1e6)
+        }
+        return latencies
+    }
+
+    /// The baseline poster: real order documents at `rate` per second into a fresh osmem-server,
+    /// one connection, each request carrying whatever arrived while the previous one was out;
+    /// per document, from its due time to the acknowledgement.
+    func directAckLatencies(pool: PostgresPool, rate: Int, seconds: Int) async throws -> Latencies {
+        let osmem = try await env.startOsmem()
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        _ = try await IndexLayout(alias: "orders").ensureAlias(client)
+        let documents = try await pool.withConnection { try OrderDocumentSource.page(after: nil, limit: 500, on: $0) }
+        let queue = Mutex<[(Int, ContinuousClock.Instant)]>([])
+        let start = ContinuousClock.now
+        let interval = Duration.seconds(1) / rate
+        let total = rate * seconds
+        let producer = Task {
+            for i in 0..<total {
+                try? await Task.sleep(until: start + interval * i, clock: .continuous)
+                queue.withLock { $0.append((i, start + interval * i)) }
+            }
+        }
+        var latencies = Latencies()
+        var sent = 0
+        while sent < total {
+            let due = queue.withLock { queue -> [(Int, ContinuousClock.Instant)] in defer { queue.removeAll() }; return queue }
+            if due.isEmpty { try await Task.sleep(for: .milliseconds(1)); continue }
+            var request = BulkRequest()
+            for (i, _) in due {
+                let document = documents[i % documents.count]
+                request.index("orders", id: "ord_direct_\(i)", version: 1, requireAlias: true) { document.writeJSON(into: &$0) }
+            }
+            _ = try await client.bulk(request)
+            let acknowledged = ContinuousClock.now
+            for (_, dueAt) in due { latencies.add((acknowledged - dueAt).seconds) }
+            sent += due.count
+        }
+        _ = await producer.value
+        await client.shutdown()
+        osmem.stop()
+        return latencies
+    }
+}

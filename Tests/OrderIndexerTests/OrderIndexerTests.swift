@@ -1,0 +1,70 @@
+import JSONSupport
+import OrderDomain
+import Testing
+@testable import OrderIndexer
+@testable import ReadModel
+
+@Suite struct IndexerConfigurationTests {
+    @Test func defaultsKeepEveryTransactionUnderThirtySeconds() throws {
+        let configuration = try IndexerService.Configuration(environment: [:])
+        #expect(configuration.maxTransaction == .seconds(30))
+        #expect(configuration.session.statementTimeout == .seconds(30))
+        #expect(configuration.session.idleInTransactionTimeout == .seconds(30))
+        #expect(configuration.processor.handBackAfter < configuration.processor.lease)
+        #expect(configuration.processor.batchSize < configuration.processor.backlogBatchSize)
+    }
+
+    @Test func readsEveryVariable() throws {
+        let configuration = try IndexerService.Configuration(environment: [
+            "INDEXER_WORKERS": "3", "INDEXER_BATCH_SIZE": "100", "INDEXER_BACKLOG_BATCH_SIZE": "1500", "INDEXER_MAX_BULK_BYTES": "1048576",
+            "INDEXER_LEASE_MS": "5000", "INDEXER_HAND_BACK_MS": "2000", "INDEXER_MAX_TRANSACTION_MS": "60000", "INDEXER_FAN_OUT_CHUNK": "50",
+        ])
+        #expect(configuration.workers == 3)
+        #expect(configuration.processor.batchSize == 100 && configuration.processor.backlogBatchSize == 1500)
+        #expect(configuration.processor.maxBulkBytes == 1 << 20)
+        #expect(configuration.processor.lease == .seconds(5) && configuration.processor.handBackAfter == .seconds(2))
+        #expect(configuration.maxTransaction == .seconds(60))
+        #expect(configuration.processor.fanOutChunk == 50)
+    }
+
+    /// Guarantee 6's hard limit: no setting lets a transaction of the indexer outlive 60 s.
+    @Test(arguments: [("INDEXER_MAX_TRANSACTION_MS", "60001"), ("INDEXER_MAX_TRANSACTION_MS", "0"), ("INDEXER_WORKERS", "-1"),
+                      ("INDEXER_BATCH_SIZE", "many"), ("INDEXER_LEASE_MS", "10")])
+    func refusesValuesOutOfRangeNamingTheVariable(variable: String, value: String) {
+        #expect { try IndexerService.Configuration(environment: [variable: value]) } throws: {
+            ($0 as? IndexerService.Configuration.InvalidSetting)?.variable == variable
+        }
+    }
+}
+
+@Suite struct BulkSizingTests {
+    static func document(_ i: Int, lines: Int = 2) -> OrderDocument {
+        OrderDocument(orderID: "ord_\(i)", version: 1, status: "paid", customerID: "cus_1", customerVersion: 1, customerName: "Ada Lovelace",
+                      customerEmail: "ada@example.com", customerCountry: "DE", currency: "EUR", total: "10.00",
+                      items: (0..<lines).map { .init(sku: "SKU-\($0)", name: "Blue Coffee Mug \($0)", quantity: 1, unitPrice: "5.00") },
+                      shippingCountry: "DE", shippingCity: "Berlin", trackingNumber: nil, note: "leave at the door",
+                      createdAt: Timestamp(millisecondsSinceEpoch: 0), updatedAt: Timestamp(millisecondsSinceEpoch: 0))
+    }
+
+    @Test func theEstimateIsCloseToTheRealSize() {
+        for lines in [0, 1, 5, 40] {
+            let document = Self.document(1, lines: lines)
+            var json = JSONWriter()
+            document.writeJSON(into: &json)
+            let ratio = Double(document.estimatedJSONBytes) / Double(json.bytes.count)
+            #expect(ratio > 0.8 && ratio < 1.5, "estimate \(document.estimatedJSONBytes) for \(json.bytes.count) bytes")
+        }
+    }
+
+    @Test func bulkRequestsAreCutByBytesAndKeepEveryDocumentOnceInOrder() {
+        let documents = (0..<1000).map { Self.document($0) }
+        let perDocument = documents[0].estimatedJSONBytes + 100
+        let groups = OutboxProcessor.groups(documents, maxBytes: perDocument * 64)
+        #expect(groups.count == 16)
+        #expect(groups.allSatisfy { $0.count <= 64 })
+        #expect(groups.flatMap { $0.map(\.orderID) } == documents.map(\.orderID))
+        // A single document larger than the limit still goes, alone.
+        #expect(OutboxProcessor.groups(documents[0..<3].map { $0 }, maxBytes: 10).map(\.count) == [1, 1, 1])
+        #expect(OutboxProcessor.groups([], maxBytes: 10).isEmpty)
+    }
+}
