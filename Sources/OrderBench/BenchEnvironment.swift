@@ -59,9 +59,10 @@ public struct BenchEnvironment: Sendable {
     }
 
     /// A fresh (empty) osmem-server on a free port.
-    public func startOsmem(port: Int = freePort()) async throws -> Child {
-        let child = try Child(osmemPath, ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())],
-                              environment: [:], port: port)
+    public func startOsmem(port: Int = freePort(), cpu: Int? = nil) async throws -> Child {
+        let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())]
+        let child = try Child(Self.pinned(osmemPath, arguments, cpu: cpu), environment: [:], port: port)
+        Self.recordForCleanUp(child.pid)
         let client = ElasticsearchClient(configuration: .init(baseURL: child.url))
         defer { Task { await client.shutdown() } }
         for _ in 0..<100 {
@@ -72,10 +73,17 @@ public struct BenchEnvironment: Sendable {
         throw BenchError("osmem-server did not start")
     }
 
-    public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil) throws -> Child {
-        let child = try Child(binDirectory + "/" + product, arguments, environment: environment, port: port)
+    public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil,
+                       cpu: Int? = nil) throws -> Child {
+        let child = try Child(Self.pinned(binDirectory + "/" + product, arguments, cpu: cpu), environment: environment, port: port)
         Self.recordForCleanUp(child.pid)
         return child
+    }
+
+    /// The command line that runs `path` on core `cpu` only (`taskset` execs it: same pid).
+    static func pinned(_ path: String, _ arguments: [String], cpu: Int?) -> (String, [String]) {
+        guard let cpu else { return (path, arguments) }
+        return ("/usr/bin/taskset", ["-c", String(cpu), path] + arguments)
     }
 
     /// Appends `pid` to `ORDER_BENCH_PIDFILE`, so the calling script can stop what is left should
@@ -99,6 +107,10 @@ public struct BenchError: Error, CustomStringConvertible {
 public final class Child: @unchecked Sendable {
     let process = Process()
     public let port: Int?
+
+    convenience init(_ command: (String, [String]), environment: [String: String], port: Int?) throws {
+        try self.init(command.0, command.1, environment: environment, port: port)
+    }
 
     init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?) throws {
         self.port = port

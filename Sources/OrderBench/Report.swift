@@ -12,6 +12,14 @@ public struct BenchReport: Sendable {
 
     public init(_ name: String) { self.name = name }
 
+    /// When and where: the date and the machine's core count, for the README's table.
+    public static func machine() -> BenchReport {
+        var report = BenchReport("machine")
+        report.add("date", String(ISO8601DateFormatter().string(from: Date()).prefix(10)))
+        report.add("cores", CPUPinning.cores)
+        return report
+    }
+
     public mutating func add(_ key: String, _ value: Double, digits: Int = 2) {
         figures.append((key, .number(String(format: "%.\(digits)f", value.isFinite ? value : 0))))
     }

@@ -49,50 +49,6 @@ public struct ServiceBenchmarks: Sendable {
         return ((ContinuousClock.now - start).seconds, latencies)
     }
 
-    public func write(requests: Int, concurrency: Int = 16) async throws -> BenchReport {
-        var report = BenchReport("write")
-        let (url, pool) = try await env.freshDatabase("bench_write")
-        defer { Task { await pool.shutdown() } }
-        try await DataSet(orders: 500).load(into: pool, outbox: false)  // 100 customers
-        // Baseline: the same transactions straight through libpq (the application service, no HTTP).
-        let service = WriteService(pool: pool, logger: logger)
-        let (directSeconds, directLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
-            let command = PlaceOrder(customerID: "cus_b\(i % 100)", currency: "EUR",
-                                     items: [.init(sku: "SKU-\(i % 20)", name: DataSet.products[i % DataSet.products.count], quantity: 1 + i % 3, unitPrice: "\(5 + i % 50).99")],
-                                     shippingAddress: ShippingAddress(line1: "Main Street 1", line2: nil, city: "Berlin", postalCode: "10115", country: "DE"), note: nil)
-            _ = try await service.placeOrder(command, request: .init(idempotencyKey: nil, fingerprint: "", expectedVersion: nil)) { order in
-                .init(status: 201, headers: [:], body: order.json)
-            }
-        }
-        // Measured: place-order over HTTP against the real order-write-api process.
-        let port = freePort()
-        let api = try env.launch("order-write-api", environment: ["DATABASE_URL": url, "WRITE_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
-        defer { api.stop() }
-        try await waitForHTTP("http://127.0.0.1:\(port)/health")
-        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; return c }())
-        defer { Task { await http.shutdown() } }
-        let authorization = try await env.staffAuthorization()
-        let (httpSeconds, httpLatency) = try await Self.load(total: requests, concurrency: concurrency) { i in
-            let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(port)/orders",
-                                                  headers: [("Content-Type", "application/json"), authorization],
-                                                  body: Array(Self.orderBody(customer: i % 100, i).utf8))
-            guard response.status == 201 else { throw BenchError("POST /orders answered \(response.status)") }
-        }
-        let ratio = (Double(requests) / httpSeconds) / (Double(requests) / directSeconds)
-        report.add("requests", requests)
-        report.add("concurrency", concurrency)
-        report.add("http_orders_per_s", Double(requests) / httpSeconds, digits: 0)
-        report.add("p50_ms", httpLatency.percentile(50) * 1000)
-        report.add("p99_ms", httpLatency.percentile(99) * 1000)
-        report.add("raw_sql_orders_per_s", Double(requests) / directSeconds, digits: 0)
-        report.add("raw_sql_p50_ms", directLatency.percentile(50) * 1000)
-        report.add("raw_sql_p99_ms", directLatency.percentile(99) * 1000)
-        report.add("ratio_vs_raw_sql", ratio)
-        report.add("auth_us_per_request", try await Self.verificationMicroseconds(secret: env.authSecret, token: authorization.1))
-        report.target("HTTP ≥ 0.5× raw libpq", ratio >= 0.5)
-        return report
-    }
-
     /// Issues `write` at a steady rate; for every 10th write polls `visible`
     /// and returns the write-to-visible latencies.
     func steady(rate: Int, seconds: Int, write: @escaping @Sendable (Int) async throws -> String,

@@ -7,7 +7,7 @@ struct OrderBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-bench",
         abstract: "Measures the performance targets against a baseline in the same run (run it through scripts/bench).",
-        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Soak.self, All.self]
+        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Isolation.self, Soak.self, All.self]
     )
 }
 
@@ -76,15 +76,20 @@ struct Reindex: AsyncParsableCommand {
 
 struct All: AsyncParsableCommand {
     @OptionGroup var common: Common
+    @Option(help: "Write the isolation chart (SVG) here.") var chart: String?
     func run() async throws {
         let (env, logger) = try common.context()
         let service = ServiceBenchmarks(env: env, orders: common.orders, logger: logger)
         let index = IndexBenchmarks(env: env, orders: common.orders, logger: logger)
+        BenchReport.machine().print(json: common.json)
         try await service.write(requests: 5000).print(json: common.json)
         try await index.index().print(json: common.json)
         try await index.scaling(indexers: 3).print(json: common.json)
         try await service.lag().print(json: common.json)
-        try await ServiceBenchmarks(env: env, orders: min(common.orders, 20_000), logger: logger).search(requests: 300).print(json: common.json)
+        try await service.lag(nullSink: true).print(json: common.json)
+        let twentyThousand = ServiceBenchmarks(env: env, orders: min(common.orders, 20_000), logger: logger)
+        try await twentyThousand.search(requests: 300).print(json: common.json)
+        try await IsolationBenchmark(service: twentyThousand, chartPath: chart).run().print(json: common.json)
         try await index.reindex().print(json: common.json)
     }
 }
@@ -107,5 +112,20 @@ struct Soak: AsyncParsableCommand {
         let report = try await OrderBench.Soak(env: try BenchEnvironment(logger: logger), options: options, logger: logger).run()
         report.print(json: json)
         if strict && !report.essentialMissed.isEmpty { throw ExitCode.failure }
+    }
+}
+
+struct Isolation: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Order-write latency alone, with search load on Elasticsearch, and with the same searches on the write database.")
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Orders loaded and indexed first.") var orders = 20_000
+    @Option(help: "Seconds per phase.") var seconds = 30
+    @Option(help: "Write the chart (SVG) here.") var chart: String?
+
+    func run() async throws {
+        var logger = Logger(label: "order-bench")
+        logger.logLevel = json ? .warning : .info
+        let service = ServiceBenchmarks(env: try BenchEnvironment(logger: logger), orders: orders, logger: logger)
+        try await IsolationBenchmark(service: service, seconds: seconds, chartPath: chart).run().print(json: json)
     }
 }

@@ -78,6 +78,18 @@ ensure_system_packages() {
     _have_pg_server_tools || die "PostgreSQL server tools still not found after apt-get install"
 }
 
+# ensure_bench_tools: wrk (the write benchmark's load generator) and taskset
+# (the isolation benchmark pins processes to cores), from Debian.
+ensure_bench_tools() {
+    local missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    log "installing ${missing[*]} with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
 # Directory holding initdb, pg_ctl and postgres: PATH first (symlinks resolved),
 # then the highest /usr/lib/postgresql/*/bin.
 pg_bin_dir() {

@@ -1,0 +1,277 @@
+import ElasticsearchClient
+import Foundation
+import JSONSupport
+import LibPQClient
+import ReadModel
+import Synchronization
+
+/// `isolation`: the product's promise, that search load does not slow order writes. Two "hosts"
+/// on this machine: core 0 runs PostgreSQL (pinned by `scripts/bench`), the write API and the
+/// indexer; core 1 runs osmem-server, the search API and this load generator. An open-loop write
+/// load (place, then pay) at half of what the write side sustains runs three times: alone; with
+/// a closed-loop search load through the search API; and, as the single-database baseline, with
+/// the same searches run as SQL against the write database.
+public struct IsolationBenchmark: Sendable {
+    struct Phase {
+        var name: String
+        var writes = Latencies()
+        var searches = 0
+        var seconds = 0.0
+        var searchable = Latencies()
+        var generatorCPU = 0.0
+        var writeErrors = 0
+    }
+
+    let service: ServiceBenchmarks
+    let seconds: Int
+    let chartPath: String?
+
+    public init(service: ServiceBenchmarks, seconds: Int = 30, chartPath: String?) {
+        self.service = service
+        self.seconds = seconds
+        self.chartPath = chartPath
+    }
+
+    var env: BenchEnvironment { service.env }
+
+    public func run() async throws -> BenchReport {
+        try await CPUPinning.pin(postgresTo: 0, selfTo: 1)
+        do {
+            let report = try await measure()
+            try await CPUPinning.pin(postgresTo: nil, selfTo: nil)
+            return report
+        } catch {
+            try? await CPUPinning.pin(postgresTo: nil, selfTo: nil)
+            throw error
+        }
+    }
+
+    private func measure() async throws -> BenchReport {
+        let (url, pool) = try await env.freshDatabase("bench_isolation")
+        try await DataSet(orders: service.orders).load(into: pool, outbox: false)
+        let osmem = try await env.startOsmem(cpu: 1)
+        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
+        _ = try await IndexLayout(alias: "orders").ensureAlias(client)
+        _ = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: service.logger), logger: service.logger)
+            .load(into: "orders", throughAlias: true)
+        let writePort = freePort(), searchPort = freePort()
+        let base = ["DATABASE_URL": url, "ELASTICSEARCH_URL": osmem.url, "ORDERS_INDEX": "orders", "LOG_LEVEL": "error"]
+        let children = [
+            try env.launch("order-indexer", environment: base.merging(["INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())"]) { $1 }, cpu: 0),
+            try env.launch("order-write-api", environment: base.merging(["WRITE_API_ADDR": "127.0.0.1:\(writePort)"]) { $1 }, cpu: 0),
+            try env.launch("order-search-api", environment: base.merging(["SEARCH_API_ADDR": "127.0.0.1:\(searchPort)"]) { $1 }, cpu: 1),
+        ]
+        let writeURL = "http://127.0.0.1:\(writePort)", searchURL = "http://127.0.0.1:\(searchPort)"
+        try await waitForHTTP("\(writeURL)/health")
+        try await waitForHTTP("\(searchURL)/health")
+        let authorization = try await env.staffAuthorization()
+        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = 32; return c }())
+
+        let script = try ServiceBenchmarks.writeWrkScript()
+        let sustained = try await ServiceBenchmarks.wrk(url: writeURL, script: script, token: authorization.1, concurrency: 16, duration: 5)
+        try? FileManager.default.removeItem(atPath: script)
+        let rate = max(10, Int(Double(sustained.requests) / sustained.seconds / 2))
+        let queries = try await ServiceBenchmarks.queryMixWithDeepPages(http: http, base: searchURL, authorization: authorization)
+        let writes = WriteLoad(http: http, base: writeURL, authorization: authorization, client: client)
+
+        let alone = try await phase("alone", rate: rate, writes: writes) { _ in 0 }
+        let separated = try await phase("with search (Elasticsearch)", rate: rate, writes: writes, trackSearchable: true) { stop in
+            await Self.closedLoop(concurrency: 8, until: stop) { i in
+                let response = try await http.execute(method: "GET", url: "\(searchURL)/search/orders?\(queries[i % queries.count])",
+                                                      headers: [authorization])
+                guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
+            }
+        }
+        for statement in SQLSearch.indexes { try await pool.withConnection { try $0.executeTrusted(statement) } }
+        let sqlSearches = try await Self.sqlSearches(queries, pool: pool)
+        let singleDatabase = try await phase("with search (same PostgreSQL)", rate: rate, writes: writes) { stop in
+            await Self.closedLoop(concurrency: 8, until: stop) { i in try await sqlSearches[i % sqlSearches.count].run(on: pool) }
+        }
+        children.forEach { $0.stop() }
+        osmem.stop()
+        await http.shutdown()
+        await client.shutdown()
+        await pool.shutdown()
+        let phases = [alone, separated, singleDatabase]
+        if let chartPath { try IsolationChart(phases: phases, rate: rate).svg.write(toFile: chartPath, atomically: true, encoding: .utf8) }
+        return report(phases, rate: rate, sustained: Double(sustained.requests) / sustained.seconds)
+    }
+
+    /// The write load for `seconds` while `background` runs (it returns its completed searches).
+    private func phase(_ name: String, rate: Int, writes: WriteLoad, trackSearchable: Bool = false,
+                       background: @escaping @Sendable (_ stop: StopSignal) async -> Int) async throws -> Phase {
+        service.logger.info("isolation phase", metadata: ["bench.phase": "\(name)", "bench.rate": "\(rate)"])
+        let stop = StopSignal()
+        let cpuBefore = Self.ownCPUSeconds()
+        let started = ContinuousClock.now
+        async let searches = background(stop)
+        let result = await writes.run(rate: rate, seconds: seconds, trackSearchable: trackSearchable)
+        stop.set()
+        var phase = Phase(name: name)
+        phase.searches = await searches
+        phase.seconds = (ContinuousClock.now - started).seconds
+        phase.generatorCPU = Self.ownCPUSeconds() - cpuBefore
+        (phase.writes, phase.searchable, phase.writeErrors) = result
+        return phase
+    }
+
+    /// Runs `call` on `concurrency` tasks until `stop`; the number of calls that succeeded.
+    static func closedLoop(concurrency: Int, until stop: StopSignal, _ call: @escaping @Sendable (Int) async throws -> Void) async -> Int {
+        let next = Tally()
+        return await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var done = 0
+                    while !stop.isSet {
+                        let i = next.increment()
+                        if (try? await call(i)) != nil { done += 1 }
+                    }
+                    return done
+                }
+            }
+            return await group.reduce(0, +)
+        }
+    }
+
+    /// The SQL form of each query; deep pages get the keyset position 1000, 2000 and 3000 rows down.
+    static func sqlSearches(_ queries: [String], pool: PostgresPool) async throws -> [SQLSearch] {
+        var depth = 0
+        var searches: [SQLSearch] = []
+        for query in queries {
+            var search = SQLSearch(queryString: query)
+            if query.contains("cursor=") {
+                depth += 1000
+                let offset = depth
+                search.after = try await pool.withConnection { connection in
+                    let row = try connection.query("""
+                        SELECT (extract(epoch FROM created_at) * 1000)::bigint, id FROM orders ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1
+                        """, [offset]).first
+                    return row.map { ($0.int64(0)!, $0.string(1)!) }
+                }
+            }
+            searches.append(search)
+        }
+        return searches
+    }
+
+    /// User + system CPU seconds of this process (the load generator's own cost).
+    static func ownCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    private func report(_ phases: [Phase], rate: Int, sustained: Double) -> BenchReport {
+        var report = BenchReport("isolation")
+        let (alone, separated, single) = (phases[0], phases[1], phases[2])
+        let separatedRatio = separated.writes.percentile(99) / max(alone.writes.percentile(99), 1e-6)
+        let singleRatio = single.writes.percentile(99) / max(alone.writes.percentile(99), 1e-6)
+        report.add("orders", service.orders)
+        report.add("write_sustained_per_s", sustained, digits: 0)
+        report.add("write_rate_per_s", rate)
+        report.add("phase_seconds", seconds)
+        for (key, phase) in [("alone", alone), ("separated", separated), ("single_db", single)] {
+            report.add("write_p50_ms_\(key)", phase.writes.percentile(50) * 1000)
+            report.add("write_p99_ms_\(key)", phase.writes.percentile(99) * 1000)
+            report.add("write_errors_\(key)", phase.writeErrors)
+            report.add("load_generator_cpu_s_\(key)", phase.generatorCPU)
+        }
+        report.add("write_p99_ratio_separated", separatedRatio)
+        report.add("write_p99_ratio_single_db", singleRatio)
+        report.add("searches_per_s_separated", Double(separated.searches) / separated.seconds)
+        report.add("searches_per_s_single_db", Double(single.searches) / single.seconds)
+        report.add("searchable_p50_ms_separated", separated.searchable.percentile(50) * 1000)
+        report.add("searchable_p99_ms_separated", separated.searchable.percentile(99) * 1000)
+        report.target("write p99 with search load ≤ 1.2× alone (separated stores)", separatedRatio <= 1.2)
+        report.target("no write failed", phases.allSatisfy { $0.writeErrors == 0 })
+        return report
+    }
+}
+
+/// Place, then pay what was placed, at a fixed rate (open loop: latency counts from when a
+/// command was due, so a stall is not hidden by the commands it delayed).
+struct WriteLoad: Sendable {
+    let http: CurlHTTPClient
+    let base: String
+    let authorization: (String, String)
+    let client: ElasticsearchClient
+
+    static let placeBody = Array(#"{"customer_id":"cus_b1","currency":"EUR","items":[{"sku":"SKU-1","name":"Desk Lamp","quantity":1,"unit_price":"10.00"}],"shipping_address":{"line1":"Main Street 1","city":"Berlin","postal_code":"10115","country":"DE"}}"#.utf8)
+    static let payBody = Array(#"{"payment_reference":"bench","amount":"10.00"}"#.utf8)
+
+    func run(rate: Int, seconds: Int, trackSearchable: Bool) async -> (Latencies, Latencies, Int) {
+        let interval = Duration.seconds(1) / rate
+        let start = ContinuousClock.now
+        let placed = PlacedOrders()
+        let errors = Tally()
+        return await withTaskGroup(of: (Double?, Double?).self) { group in
+            for i in 0..<(rate * seconds) {
+                let due = start + interval * i
+                try? await Task.sleep(until: due, clock: .continuous)
+                group.addTask {
+                    do {
+                        return try await command(i, placed: placed, trackSearchable: trackSearchable, due: due)
+                    } catch {
+                        errors.increment()
+                        return (nil, nil)
+                    }
+                }
+            }
+            var writes = Latencies(), searchable = Latencies()
+            for await (write, visible) in group {
+                if let write { writes.add(write) }
+                if let visible { searchable.add(visible) }
+            }
+            return (writes, searchable, errors.value)
+        }
+    }
+
+    /// Even numbers place an order, odd ones pay one placed before; every 20th order placed
+    /// during a tracked phase is polled until searchable. The write's latency (from when it was
+    /// due) and, when polled, commit → searchable.
+    private func command(_ i: Int, placed: PlacedOrders, trackSearchable: Bool, due: ContinuousClock.Instant) async throws
+        -> (Double?, Double?)
+    {
+        let headers = [("Content-Type", "application/json"), authorization]
+        if i % 2 == 1, let id = placed.take() {
+            let response = try await http.execute(method: "POST", url: "\(base)/orders/\(id)/pay", headers: headers, body: Self.payBody)
+            guard response.status == 200 else { throw BenchError("pay answered \(response.status)") }
+            return ((ContinuousClock.now - due).seconds, nil)
+        }
+        let response = try await http.execute(method: "POST", url: "\(base)/orders", headers: headers, body: Self.placeBody)
+        guard response.status == 201, let id = (try? JSONParser.parse(response.body))?["id"]?.stringValue else {
+            throw BenchError("place answered \(response.status)")
+        }
+        placed.add(id)
+        let written = ContinuousClock.now
+        let latency = (written - due).seconds
+        guard trackSearchable, i % 40 == 0 else { return (latency, nil) }
+        while try await client.count("orders", query: ["term": ["order_id": .string(id)]]) == 0 {
+            if ContinuousClock.now - written > .seconds(30) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (latency, (ContinuousClock.now - written).seconds)
+    }
+}
+
+/// Set once to stop a closed loop.
+final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// Orders placed and not yet paid.
+final class PlacedOrders: Sendable {
+    private let ids = Mutex<[String]>([])
+    func add(_ id: String) { ids.withLock { $0.append(id) } }
+    func take() -> String? { ids.withLock { $0.popLast() } }
+}
+
+/// A count shared between tasks.
+final class Tally: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    /// Adds one; the new count.
+    @discardableResult func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
+}
