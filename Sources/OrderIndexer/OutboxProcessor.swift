@@ -74,13 +74,17 @@ public struct OutboxProcessor: Sendable {
         var unacknowledged = Set(events.map(\.id))
         do {
             let targets = try await catchUpTargets()
-            let orderEvents = events.filter(\.isOrderEvent)
-            let rejected = try await indexOrders(of: orderEvents, targets: targets)
-            try await lease.acknowledge(orderEvents.map(\.id), deadLetters: rejected)
+            // Order events and the changes of customers with few orders: one set of bulk requests.
+            let plan = try await planBatch(events)
+            let rejected = try await index(ids: plan.orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+                (plan.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
+            }
+            try await lease.acknowledge(plan.atOnce.map(\.id), deadLetters: rejected)
             recordDeadLetters(rejected)
-            unacknowledged.subtract(orderEvents.map(\.id))
-            recordAcknowledged(orderEvents)
-            for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
+            unacknowledged.subtract(plan.atOnce.map(\.id))
+            recordAcknowledged(plan.atOnce)
+            // Customers with many orders: chunk by chunk, resumable.
+            for changes in plan.inChunks {
                 if try await fanOut(changes, targets: targets) { recordAcknowledged(changes) }
                 unacknowledged.subtract(changes.map(\.id))
             }
@@ -89,6 +93,52 @@ public struct OutboxProcessor: Sendable {
             throw error
         }
         return events.count
+    }
+
+    /// What one batch indexes at once, and which customer changes fan out chunk by chunk.
+    struct BatchPlan {
+        /// Every order to index now, each once, in first-seen order.
+        var orderIDs: [String] = []
+        /// The events each order's document answers (for dead letters).
+        var eventsByOrder: [String: [ClaimedEvent]] = [:]
+        /// Events acknowledged once `orderIDs` are indexed.
+        var atOnce: [ClaimedEvent] = []
+        /// Changes of customers with at least a chunk of orders (or a fan-out already under way).
+        var inChunks: [[ClaimedEvent]] = []
+
+        mutating func add(_ orderID: String, for events: [ClaimedEvent]) {
+            if eventsByOrder[orderID] == nil { orderIDs.append(orderID) }
+            eventsByOrder[orderID, default: []] += events
+        }
+    }
+
+    /// Order events name their order; a customer change with fewer than `fanOutChunk` orders joins
+    /// them (one bulk for many small customers instead of one each: a search server charges per
+    /// request), up to about two batches' worth of documents.
+    func planBatch(_ events: [ClaimedEvent]) async throws -> BatchPlan {
+        var plan = BatchPlan()
+        for event in events where event.isOrderEvent {
+            plan.add(event.aggregateID, for: [event])
+            plan.atOnce.append(event)
+        }
+        let limit = configuration.fanOutChunk, budget = 2 * configuration.backlogBatchSize
+        for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
+            let customer = changes[changes.count - 1].aggregateID
+            guard changes.allSatisfy({ $0.fanOutAfter == nil }), plan.orderIDs.count < budget else {
+                plan.inChunks.append(changes)
+                continue
+            }
+            let orderIDs = try await pool.withConnection {
+                try OrderDocumentSource.orderIDs(ofCustomer: customer, after: nil, limit: limit, on: $0)
+            }
+            if orderIDs.count >= limit {
+                plan.inChunks.append(changes)
+            } else {
+                for id in orderIDs { plan.add(id, for: [changes[changes.count - 1]]) }
+                plan.atOnce += changes
+            }
+        }
+        return plan
     }
 
     /// Hands unacknowledged events back for any worker to claim at once. Runs in a task of its
@@ -109,19 +159,6 @@ public struct OutboxProcessor: Sendable {
     }
 
     private var giveUpAt: ContinuousClock.Instant { .now + configuration.handBackAfter }
-
-    /// Re-indexes each order named by the events once; returns the events whose document was refused.
-    private func indexOrders(of events: [ClaimedEvent], targets: [String]) async throws -> [(ClaimedEvent, Rejection)] {
-        var orderIDs: [String] = []
-        var eventsByOrder: [String: [ClaimedEvent]] = [:]
-        for event in events {
-            if eventsByOrder[event.aggregateID] == nil { orderIDs.append(event.aggregateID) }
-            eventsByOrder[event.aggregateID, default: []].append(event)
-        }
-        return try await index(ids: orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
-            (eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
-        }
-    }
 
     /// One customer's claimed changes, oldest first; customers in the order of their first event.
     static func groupedByCustomer(_ events: [ClaimedEvent]) -> [[ClaimedEvent]] {
