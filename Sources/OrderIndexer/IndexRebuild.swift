@@ -31,16 +31,20 @@ extension IndexerService {
         }
     }
 
-    /// The alias is missing, or a rebuild was started and never finished.
+    /// The alias is missing, or a rebuild was started and has not finished (under way
+    /// elsewhere, or abandoned by a killed indexer).
     private func needsRebuild() async throws -> Bool {
-        if try await client.aliasTargets(layout.alias).isEmpty { return true }
-        return try await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [layout.alias]).isEmpty
+        let underWay = try await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [layout.alias]).isEmpty
+        rebuilding.set(underWay)
+        if underWay { return true }
+        return try await client.aliasTargets(layout.alias).isEmpty
     }
 
     /// Under the lock, checked again: another indexer may have finished meanwhile.
     private func rebuildLocked() async throws {
         guard try await needsRebuild() else { return }
         try await pool.query("INSERT INTO index_rebuilds (alias) VALUES ($1) ON CONFLICT DO NOTHING", [layout.alias])
+        rebuilding.set()
         if let created = try await layout.ensureAlias(client) {
             logger.warning("created a new order index; refilling it from PostgreSQL", metadata: ["es.index": "\(created)"])
         } else {
@@ -49,6 +53,7 @@ extension IndexerService {
         let loader = FullLoader(pool: pool, writer: writer, batchSize: configuration.rebuildBatchSize, logger: logger)
         let summary = try await loader.load(into: layout.alias, throughAlias: true)
         try await pool.query("DELETE FROM index_rebuilds WHERE alias = $1", [layout.alias])
+        rebuilding.set(false)
         logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
     }
 }

@@ -37,6 +37,10 @@ public struct IndexerService: Service {
     let configuration: Configuration
     let databaseURL: String
     let logger: Logger
+    /// A self-heal rebuild is under way (here or in another indexer): workers wait, so the
+    /// search server spends itself on the rebuild's large requests, not on small live ones.
+    /// The events wait in the outbox and drain in large batches once the rebuild is done.
+    let rebuilding = Flag()
 
     public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, databaseURL: String,
                 configuration: Configuration = .init(), logger: Logger) {
@@ -63,7 +67,7 @@ public struct IndexerService: Service {
             logger.info("search cluster", metadata: ["es.flavour": "\(info.flavour.rawValue)", "es.version": "\(info.version)"])
         }
         let wake = WakeSignal()
-        let stopping = StopFlag()
+        let stopping = Flag()
         let listener = PostgresListener(connectionString: databaseURL, channel: "outbox", logger: logger)
         await withDiscardingTaskGroup { background in
             background.addTask {
@@ -80,7 +84,7 @@ public struct IndexerService: Service {
 
     /// Runs the workers until a graceful shutdown; then they take no new batch and finish the one
     /// in hand, for up to `stopGrace`, after which the rest is cancelled and handed back.
-    private func runWorkers(wake: WakeSignal, stopping: StopFlag) async {
+    private func runWorkers(wake: WakeSignal, stopping: Flag) async {
         let ackTimings = AckTimingsLog(path: configuration.processor.ackTimingsPath)
         await withTaskGroup(of: Bool.self) { workers in
             for worker in 0..<configuration.workers {
@@ -105,7 +109,7 @@ public struct IndexerService: Service {
         }
     }
 
-    private func work(_ worker: Int, wake: WakeSignal, stopping: StopFlag, ackTimings: AckTimingsLog?) async {
+    private func work(_ worker: Int, wake: WakeSignal, stopping: Flag, ackTimings: AckTimingsLog?) async {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
         let processor = processor(worker: worker, ackTimings: ackTimings)
@@ -114,6 +118,10 @@ public struct IndexerService: Service {
         var failures = 0
         while !Task.isCancelled, !stopping.isSet {
             let generation = wake.generation
+            if rebuilding.isSet {
+                try? await Task.sleep(for: configuration.pollInterval)
+                continue
+            }
             do {
                 let processed = try await processor.processBatch(limit: limit)
                 // A full batch means a backlog: larger batches (and bulk requests) until it is gone.
@@ -159,9 +167,9 @@ public struct IndexerService: Service {
     }
 }
 
-/// Set once when the indexer is asked to stop.
-final class StopFlag: Sendable {
+/// A yes/no shared between the indexer's tasks (asked to stop; a rebuild under way).
+final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
-    func set() { value.withLock { $0 = true } }
+    func set(_ on: Bool = true) { value.withLock { $0 = on } }
 }

@@ -9,13 +9,23 @@ import Synchronization
 final class SoakProbe: Sendable {
     struct Readings: Sendable {
         var maxTransactionAge = 0.0
-        /// Per indexer process: RSS once it has run 30 s, and the highest since.
-        var rss: [Int32: (settled: Double, peak: Double)] = [:]
+        /// Per indexer process, after a 30 s warm-up: (seconds since it was first seen, RSS in MB).
+        var rss: [Int32: [(Double, Double)]] = [:]
         var backwards = 0
         var lastVersions: [String: Int64] = [:]
 
-        /// The largest growth of any indexer that lived long enough to settle.
-        var rssGrowth: Double { rss.values.map { $0.peak / max($0.settled, 0.001) }.max() ?? 1 }
+        /// Growth of the indexers' memory: for each process observed at least two minutes after
+        /// its warm-up, the highest RSS in the second half of that time over the highest in the
+        /// first half (a leak keeps climbing; a working set that has settled does not). The largest.
+        var rssGrowth: Double {
+            rss.values.compactMap { samples -> Double? in
+                guard let first = samples.first?.0, let last = samples.last?.0, last - first >= 120 else { return nil }
+                let middle = (first + last) / 2
+                let early = samples.filter { $0.0 <= middle }.map(\.1).max() ?? 0
+                let late = samples.filter { $0.0 > middle }.map(\.1).max() ?? 0
+                return late / max(early, 0.001)
+            }.max() ?? 1
+        }
     }
 
     let stack: SoakStack
@@ -63,10 +73,7 @@ final class SoakProbe: Sendable {
                 return now
             }
             guard now - born >= .seconds(30) else { continue }
-            readings.withLock { state in
-                let current = state.rss[pid] ?? (settled: megabytes, peak: megabytes)
-                state.rss[pid] = (current.settled, max(current.peak, megabytes))
-            }
+            readings.withLock { $0.rss[pid, default: []].append(((now - born).seconds, megabytes)) }
         }
     }
 
