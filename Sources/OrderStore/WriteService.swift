@@ -24,7 +24,7 @@ public struct WriteService: Sendable {
     /// What the client sent along with the command.
     public struct Request: Sendable {
         public var idempotencyKey: String?
-        /// Hash of method, path and body: a key reused with another request is refused.
+        /// Hash of method, path and body: a key reused with another request is refused (empty without a key).
         public var fingerprint: String
         /// `If-Match` version, if given.
         public var expectedVersion: Int?

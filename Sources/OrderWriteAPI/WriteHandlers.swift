@@ -170,7 +170,8 @@ struct WriteHandlers: Sendable {
                 expectedVersion = version
             }
         }
-        let fingerprint = Digest.sha256Hex([method, path, String(decoding: body.raw, as: UTF8.self)])
+        // The fingerprint only matters to a replay check, i.e. with an Idempotency-Key.
+        let fingerprint = key == nil ? "" : Digest.sha256Hex([method, path, String(decoding: body.raw, as: UTF8.self)])
         return WriteService.Request(idempotencyKey: key, fingerprint: fingerprint, expectedVersion: expectedVersion)
     }
 

@@ -13,6 +13,7 @@ public final class AccessTokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let issuer: String?
     private let audience: String?
+    private let verified = VerifiedTokenCache()
 
     public init(configuration: AuthConfiguration) async throws(AuthConfiguration.Invalid) {
         let keys = JWTKeyCollection()
@@ -38,6 +39,8 @@ public final class AccessTokenVerifier: Sendable {
     /// The principal of a bearer token, or why there is none.
     public func principal(token: String) async throws(AuthenticationError) -> Principal {
         guard !token.isEmpty, token.utf8.count <= Self.maximumTokenBytes else { throw .invalidToken }
+        let key = VerifiedTokenCache.key(token)
+        if let principal = verified.principal(for: key) { return principal }
         let claims: AccessTokenClaims
         do {
             // The cheap header check first: a token whose `alg` is not its key's costs no signature check.
@@ -50,7 +53,9 @@ public final class AccessTokenVerifier: Sendable {
         } catch {
             throw .invalidToken
         }
-        return try principal(from: claims)
+        let principal = try principal(from: claims)
+        if let expires = claims.exp?.value { verified.store(principal, for: key, expires: expires) }
+        return principal
     }
 
     /// Algorithm confusion: whatever the header says, the key decides the

@@ -1,5 +1,5 @@
 import Security
-import TokenSigning
+@testable import TokenSigning
 import Testing
 
 @Suite struct TokenSignerTests {
@@ -47,5 +47,13 @@ import Testing
         // A second role widens: customer + payments reads any order.
         let both = Principal(subject: "b", roles: [.customer, .payments], customerID: "cus_1")
         #expect(Access.decide(both, anyResource: [.staff, .payments], customerOnOwn: true) == .allowed)
+    }
+}
+
+@Suite struct DigestTests {
+    @Test func hexIsLowerCaseTwoDigitsPerByte() {
+        #expect(Digest.hex([0x00, 0x0f, 0xab, 0xff]) == "000fabff")
+        #expect(Digest.sha256Hex(["a"]).count == 64)
+        #expect(Digest.sha256Hex(["ab", "c"]) != Digest.sha256Hex(["a", "bc"]))
     }
 }
