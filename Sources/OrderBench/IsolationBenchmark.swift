@@ -2,6 +2,7 @@ import ElasticsearchClient
 import Foundation
 import JSONSupport
 import LibPQClient
+import Logging
 import ReadModel
 import Synchronization
 
@@ -72,7 +73,7 @@ public struct IsolationBenchmark: Sendable {
         try? FileManager.default.removeItem(atPath: script)
         let rate = max(10, Int(Double(sustained.requests) / sustained.seconds / 2))
         let queries = try await ServiceBenchmarks.queryMixWithDeepPages(http: http, base: searchURL, authorization: authorization)
-        let writes = WriteLoad(http: http, base: writeURL, authorization: authorization, client: client)
+        let writes = WriteLoad(logger: service.logger, http: http, base: writeURL, authorization: authorization, client: client)
 
         let alone = try await phase("alone", rate: rate, writes: writes) { _ in 0 }
         let separated = try await phase("with search (Elasticsearch)", rate: rate, writes: writes, trackSearchable: true) { stop in
@@ -183,7 +184,7 @@ public struct IsolationBenchmark: Sendable {
         report.add("searchable_p50_ms_separated", separated.searchable.percentile(50) * 1000)
         report.add("searchable_p99_ms_separated", separated.searchable.percentile(99) * 1000)
         report.target("write p99 with search load ≤ 1.2× alone (separated stores)", separatedRatio <= 1.2)
-        report.target("no write failed", phases.allSatisfy { $0.writeErrors == 0 })
+        report.target("no write failed alone or beside Elasticsearch search", alone.writeErrors + separated.writeErrors == 0)
         return report
     }
 }
@@ -191,6 +192,7 @@ public struct IsolationBenchmark: Sendable {
 /// Place, then pay what was placed, at a fixed rate (open loop: latency counts from when a
 /// command was due, so a stall is not hidden by the commands it delayed).
 struct WriteLoad: Sendable {
+    let logger: Logger
     let http: CurlHTTPClient
     let base: String
     let authorization: (String, String)
@@ -204,15 +206,16 @@ struct WriteLoad: Sendable {
         let start = ContinuousClock.now
         let placed = PlacedOrders()
         let errors = Tally()
+        let tracking = StopSignal()  // set while one order is being polled for: one at a time
         return await withTaskGroup(of: (Double?, Double?).self) { group in
             for i in 0..<(rate * seconds) {
                 let due = start + interval * i
                 try? await Task.sleep(until: due, clock: .continuous)
                 group.addTask {
                     do {
-                        return try await command(i, placed: placed, trackSearchable: trackSearchable, due: due)
+                        return try await command(i, placed: placed, track: trackSearchable ? tracking : nil, due: due)
                     } catch {
-                        errors.increment()
+                        if errors.increment() <= 3 { logger.warning("a write failed", metadata: ["error": "\(error)"]) }
                         return (nil, nil)
                     }
                 }
@@ -226,10 +229,10 @@ struct WriteLoad: Sendable {
         }
     }
 
-    /// Even numbers place an order, odd ones pay one placed before; every 20th order placed
-    /// during a tracked phase is polled until searchable. The write's latency (from when it was
-    /// due) and, when polled, commit → searchable.
-    private func command(_ i: Int, placed: PlacedOrders, trackSearchable: Bool, due: ContinuousClock.Instant) async throws
+    /// Even numbers place an order, odd ones pay one placed before; during a tracked phase one
+    /// placed order at a time is polled until searchable (a failed poll is not a failed write).
+    /// The write's latency (from when it was due) and, when polled, commit → searchable.
+    private func command(_ i: Int, placed: PlacedOrders, track: StopSignal?, due: ContinuousClock.Instant) async throws
         -> (Double?, Double?)
     {
         let headers = [("Content-Type", "application/json"), authorization]
@@ -245,10 +248,11 @@ struct WriteLoad: Sendable {
         placed.add(id)
         let written = ContinuousClock.now
         let latency = (written - due).seconds
-        guard trackSearchable, i % 40 == 0 else { return (latency, nil) }
-        while try await client.count("orders", query: ["term": ["order_id": .string(id)]]) == 0 {
-            if ContinuousClock.now - written > .seconds(30) { break }
-            try await Task.sleep(for: .milliseconds(20))
+        guard let track, track.setIfClear() else { return (latency, nil) }
+        defer { track.set(false) }
+        while (try? await client.count("orders", query: ["term": ["order_id": .string(id)]])) ?? 0 == 0 {
+            if ContinuousClock.now - written > .seconds(60) { return (latency, nil) }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return (latency, (ContinuousClock.now - written).seconds)
     }
@@ -258,7 +262,9 @@ struct WriteLoad: Sendable {
 final class StopSignal: Sendable {
     private let flag = Atomic<Bool>(false)
     var isSet: Bool { flag.load(ordering: .relaxed) }
-    func set() { flag.store(true, ordering: .relaxed) }
+    func set(_ on: Bool = true) { flag.store(on, ordering: .relaxed) }
+    /// Sets it if it was clear; whether this call did.
+    func setIfClear() -> Bool { flag.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged }
 }
 
 /// Orders placed and not yet paid.

@@ -50,13 +50,10 @@ public struct FullLoader: Sendable {
     public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in },
                      refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
-        var after: String?
-        while true {
-            let cursor = after, batchSize = self.batchSize
-            let documents = try await pool.transaction(isolation: .repeatableReadReadOnly) {
-                try OrderDocumentSource.page(after: cursor, limit: batchSize, on: $0)
-            }
-            guard let last = documents.last else { return summary }
+        var documents = try await page(after: nil)
+        while let last = documents.last {
+            // The next page is read while this one's bulk request is out: the server never waits for PostgreSQL.
+            async let next = page(after: last.orderID)
             let outcomes = try await write(documents, into: index, throughAlias: throughAlias)
             var refusedHere: [Refused] = []
             for (document, outcome) in zip(documents, outcomes) {
@@ -70,7 +67,16 @@ public struct FullLoader: Sendable {
             summary.rejected += refusedHere.count
             if !refusedHere.isEmpty { try await refused(refusedHere) }
             progress(summary.documents + summary.rejected)
-            after = last.orderID
+            documents = try await next
+        }
+        return summary
+    }
+
+    /// One keyset page, in its own short read-only transaction.
+    private func page(after cursor: String?) async throws -> [OrderDocument] {
+        let batchSize = self.batchSize
+        return try await pool.transaction(isolation: .repeatableReadReadOnly) {
+            try OrderDocumentSource.page(after: cursor, limit: batchSize, on: $0)
         }
     }
 

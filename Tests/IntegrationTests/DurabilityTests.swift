@@ -91,11 +91,7 @@ import Testing
             let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
             let port = try await proxy.start()
             proxy.setPersistent(.delay(.milliseconds(300)))
-            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
-                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
-                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_FAN_OUT_CHUNK": "20",
-                "INDEXER_LEASE_MS": "2000", "LOG_LEVEL": "critical",
-            ])
+            let indexer = try h.startIndexerProcess(elasticsearchURL: "http://127.0.0.1:\(port)", settings: ["INDEXER_FAN_OUT_CHUNK": "20", "INDEXER_LEASE_MS": "2000"])
             #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "After Rename"])).status == 200)
             let progress = "SELECT fanout_after FROM outbox WHERE aggregate_type = 'customer' AND fanout_after IS NOT NULL"
             #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
@@ -131,10 +127,7 @@ import Testing
             let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
             let port = try await proxy.start()
             proxy.setPersistent(.delay(.seconds(2)))
-            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
-                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
-                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "5", "INDEXER_WORKERS": "1",
-            ])
+            let indexer = try h.startIndexerProcess(elasticsearchURL: "http://127.0.0.1:\(port)", settings: ["INDEXER_BATCH_SIZE": "5", "INDEXER_WORKERS": "1"])
             let leased = "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
             #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) { (try? await h.database.count(leased)) ?? 0 > 0 })
             let before = try await h.outboxCount()

@@ -13,10 +13,7 @@ import Testing
             let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
             let port = try await proxy.start()
             proxy.setPersistent(.delay(.seconds(3)))
-            let indexer = try ChildProcess(ChildProcess.product("order-indexer"), environment: [
-                "DATABASE_URL": h.database.url, "ELASTICSEARCH_URL": "http://127.0.0.1:\(port)", "ORDERS_INDEX": h.alias,
-                "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "INDEXER_BATCH_SIZE": "25", "INDEXER_LEASE_MS": "2000", "LOG_LEVEL": "critical",
-            ])
+            let indexer = try h.startIndexerProcess(elasticsearchURL: "http://127.0.0.1:\(port)", settings: ["INDEXER_BATCH_SIZE": "25", "INDEXER_LEASE_MS": "2000"])
             // Wait until a worker holds leased events while Elasticsearch is slow.
             let leased = "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
             #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count(leased)) ?? 0 > 0 })

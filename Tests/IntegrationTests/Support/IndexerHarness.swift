@@ -27,6 +27,15 @@ struct IndexerHarness {
 
     var database: TestDatabase { api.database }
 
+    /// An `order-indexer` process on this harness's database and alias (for SIGKILL and SIGTERM),
+    /// talking to `elasticsearchURL`; `settings` are more `INDEXER_*` variables.
+    func startIndexerProcess(elasticsearchURL: String, settings: [String: String] = [:]) throws -> ChildProcess {
+        try ChildProcess(ChildProcess.product("order-indexer"), environment: [
+            "DATABASE_URL": database.url, "ELASTICSEARCH_URL": elasticsearchURL, "ORDERS_INDEX": alias,
+            "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "LOG_LEVEL": "critical",
+        ].merging(settings) { $1 })
+    }
+
     /// The `application_name` of in-process indexers' sessions (to find them in `pg_stat_activity`).
     static let indexerApplicationName = "order-indexer"
 
