@@ -84,19 +84,31 @@ public final class CurlHTTPClient: Sendable {
             count += 1
             return true
         }) else { throw TransportError(kind: .busy, curlCode: 0) }
-        defer { admitted.withLock { $0 -= 1 } }
         let deadline = ContinuousClock.now + configuration.queueTimeout
-        return try await threadPool.runIfActive { [self] in
-            guard ContinuousClock.now <= deadline else { throw TransportError(kind: .busy, curlCode: 0) }
-            let box = handles.withLock { $0.popLast() } ?? UnsafeSendableBox(CurlEasy())
-            let result = box.value.perform(
-                method: method, url: url, headers: headers, body: body, connectTimeoutMs: connectMs, timeoutMs: timeoutMs,
-                lowSpeedSeconds: lowSpeedSeconds, tls: .init(caFile: configuration.caFile),
-                basicAuth: configuration.basicAuth.map { ($0.username, $0.password) }
-            )
-            handles.withLock { $0.append(box) }
-            return try result.get()
+        let outcome = PendingResponse()
+        // The transfer runs to its end on a pool thread (libcurl cannot be interrupted from here),
+        // but a cancelled caller does not wait for it: a stopping process is not held up by a
+        // slow server for the whole request timeout.
+        Task { [self] in
+            defer { admitted.withLock { $0 -= 1 } }
+            do {
+                let response = try await threadPool.runIfActive { [self] in
+                    guard ContinuousClock.now <= deadline else { throw TransportError(kind: .busy, curlCode: 0) }
+                    let box = handles.withLock { $0.popLast() } ?? UnsafeSendableBox(CurlEasy())
+                    let result = box.value.perform(
+                        method: method, url: url, headers: headers, body: body, connectTimeoutMs: connectMs, timeoutMs: timeoutMs,
+                        lowSpeedSeconds: lowSpeedSeconds, tls: .init(caFile: configuration.caFile),
+                        basicAuth: configuration.basicAuth.map { ($0.username, $0.password) }
+                    )
+                    handles.withLock { $0.append(box) }
+                    return try result.get()
+                }
+                outcome.finish(.success(response))
+            } catch {
+                outcome.finish(.failure(error))
+            }
         }
+        return try await outcome.value()
     }
 
     static func milliseconds(_ d: Duration) -> Int {
@@ -109,4 +121,46 @@ public final class CurlHTTPClient: Sendable {
 struct UnsafeSendableBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// The answer of one request, delivered once: to the caller, or dropped if the caller was cancelled first.
+final class PendingResponse: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<HTTPResponse, any Error>?)
+        case finished(Result<HTTPResponse, any Error>)
+        case cancelled
+    }
+
+    private let state = Mutex(State.waiting(nil))
+
+    func value() async throws -> HTTPResponse {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<HTTPResponse, any Error>? = state.withLock { state in
+                    switch state {
+                    case .waiting: state = .waiting(continuation); return nil
+                    case .finished(let result): return result
+                    case .cancelled: return .failure(CancellationError())
+                    }
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            let waiting = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
+                guard case .waiting(let continuation) = state else { return nil }
+                state = .cancelled
+                return continuation
+            }
+            waiting?.resume(throwing: CancellationError())
+        }
+    }
+
+    func finish(_ result: Result<HTTPResponse, any Error>) {
+        let waiting = state.withLock { state -> CheckedContinuation<HTTPResponse, any Error>? in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .finished(result)
+            return continuation
+        }
+        waiting?.resume(with: result)
+    }
 }

@@ -102,6 +102,29 @@ import Glibc
         await unreachable.shutdown()
     }
 
+    /// A cancelled caller (a stopping indexer) gets CancellationError at once, not after the request timeout.
+    @Test func aCancelledRequestReturnsAtOnce() async throws {
+        // Closed by hand below, before the client shuts down (not deferred: that would wait out the transfer).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = LoopbackPort.address(port: 0)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 16)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        var configuration = CurlHTTPClient.Configuration()
+        configuration.requestTimeout = .seconds(60)
+        configuration.lowSpeedTime = .seconds(60)
+        let http = CurlHTTPClient(configuration: configuration)
+        let request = Task { try await http.execute(method: "GET", url: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/") }
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        request.cancel()
+        await #expect(throws: CancellationError.self) { try await request.value }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        close(fd)  // the transfer in the background ends; the pool can shut down
+        await http.shutdown()
+    }
+
     @Test func curlQueueIsBoundedAndStuckPeersHitTheLowSpeedLimit() async throws {
         // A peer that accepts and never answers.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
