@@ -24,7 +24,7 @@ public struct IndexBenchmarks: Sendable {
     func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int) async throws -> Double {
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }())
         defer { Task { await http.shutdown() } }
-        let next = Counter()
+        let next = Tally()
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
@@ -217,18 +217,5 @@ public struct IndexBenchmarks: Sendable {
         defer { Task { await client.shutdown() } }
         let indexed = try await client.count(Self.alias)
         return ReindexRun(seconds: seconds, rawSeconds: rawSeconds, bestShape: bestShape, peakRSS: peak, lost: orders - indexed)
-    }
-}
-
-/// Hands out indices 0..<n to concurrent workers.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func take(below limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        defer { value += 1 }
-        return value
     }
 }

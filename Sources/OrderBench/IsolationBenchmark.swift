@@ -273,11 +273,3 @@ final class PlacedOrders: Sendable {
     func add(_ id: String) { ids.withLock { $0.append(id) } }
     func take() -> String? { ids.withLock { $0.popLast() } }
 }
-
-/// A count shared between tasks.
-final class Tally: Sendable {
-    private let count = Atomic<Int>(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    /// Adds one; the new count.
-    @discardableResult func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
-}

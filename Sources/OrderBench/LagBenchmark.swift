@@ -43,7 +43,11 @@ extension ServiceBenchmarks {
             if nullSink { return true }
             return try await client.count("orders", query: ["term": ["order_id": .string(id)]]) > 0
         }
-        while try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? 1 > 0 { try await Task.sleep(for: .milliseconds(50)) }
+        let drainDeadline = ContinuousClock.now + .seconds(300)
+        while try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? 1 > 0 {
+            guard ContinuousClock.now < drainDeadline, indexer.isRunning else { throw BenchError("the indexer did not drain the outbox within 5 minutes") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
         let acknowledged = try Self.ackLatencies(timings)
         indexer.stop()

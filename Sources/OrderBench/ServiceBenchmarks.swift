@@ -30,7 +30,7 @@ public struct ServiceBenchmarks: Sendable {
 
     /// Runs `total` calls of `call` at `concurrency`; returns (seconds, latencies).
     static func load(total: Int, concurrency: Int, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> (Double, Latencies) {
-        let next = Counter()
+        let next = Tally()
         let start = ContinuousClock.now
         let latencies = try await withThrowingTaskGroup(of: Latencies.self) { group in
             for _ in 0..<concurrency {

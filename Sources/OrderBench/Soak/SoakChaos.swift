@@ -125,11 +125,12 @@ final class SoakChaos: Sendable {
         }
     }
 
-    /// Runs a shell command (the PostgreSQL restart `scripts/soak` hands over); its exit status.
+    /// Runs a shell command (the PostgreSQL restart `scripts/soak` hands over); its exit status, or -1
+    /// when it did not end `within` (it is then killed).
     ///
     /// Waits with `waitpid` itself: the command leaves a daemon (the postmaster) that inherits
     /// the descriptor `Process` watches for the exit, so `Process.isRunning` would stay true.
-    static func shell(_ command: String) async -> Int32 {
+    static func shell(_ command: String, within: Duration = .seconds(180)) async -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-c", command]
@@ -138,7 +139,15 @@ final class SoakChaos: Sendable {
         do { try process.run() } catch { return -1 }
         let pid = process.processIdentifier
         var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+        let deadline = ContinuousClock.now + within
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            guard ContinuousClock.now < deadline else {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return -1
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
     }
 }
