@@ -232,16 +232,17 @@ import Testing
         let f = try await fixture()
         #expect(try await f.search.get("/ready").status == 200)
         let unreachable = ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:1"))
-        let (port, task) = try await startSearchAPI(client: unreachable, alias: "orders")
-        defer { task.cancel() }
-        let down = TestHTTP(base: "http://127.0.0.1:\(port)", bearer: try await TestEnvironment.token([.staff]))
-        let ready = try await down.get("/ready")
-        expectProblem(ready, 503)
-        #expect(ready.json["dependency"]?.stringValue == "elasticsearch")
-        let search = try await down.get("/search/orders?q=x")
-        expectProblem(search, 503)
-        #expect(!search.text.contains("query"))  // never shows the Elasticsearch request
-        #expect(try await down.get("/health").status == 200)
+        try await withScoped({ try await startSearchAPI(client: unreachable, alias: "orders") },
+                             stop: { $0.1.cancel(); await unreachable.shutdown() }) { server in
+            let down = TestHTTP(base: "http://127.0.0.1:\(server.0)", bearer: try await TestEnvironment.token([.staff]))
+            let ready = try await down.get("/ready")
+            expectProblem(ready, 503)
+            #expect(ready.json["dependency"]?.stringValue == "elasticsearch")
+            let search = try await down.get("/search/orders?q=x")
+            expectProblem(search, 503)
+            #expect(!search.text.contains("query"))  // never shows the Elasticsearch request
+            #expect(try await down.get("/health").status == 200)
+        }
     }
 }
 

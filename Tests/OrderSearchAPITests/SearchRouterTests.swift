@@ -78,7 +78,9 @@ import TokenSigning
         let backend: StubBackend
         let task: Task<Void, any Error>
         let base: String
-        let http = CurlHTTPClient()
+        /// Shared: every client keeps its threads until it is shut down.
+        static let sharedClient = CurlHTTPClient()
+        var http: CurlHTTPClient { Self.sharedClient }
 
         func get(_ path: String, roles: [Role] = [.staff], customerID: String? = nil, headers: [(String, String)] = [])
             async throws -> (status: Int, json: JSONValue, headers: [(String, String)])

@@ -17,9 +17,7 @@ import TokenSigning
     static let document = try! JSONParser.parse(writeAPIDocument)
 
     static func routes() throws -> Set<String> {
-        let pool = PostgresPool(configuration: .init(connectionString: "postgresql://unused@127.0.0.1:1/unused"),
-                                logger: Logger(label: "unused"))
-        let router = buildWriteRouter(service: WriteService(pool: pool, logger: Logger(label: "unused")), auth: .disabled,
+        let router = buildWriteRouter(service: WriteService(pool: WriteRouterTests.unreachablePool, logger: Logger(label: "unused")), auth: .disabled,
                                       signer: try TokenSigner(key: String(repeating: "k", count: 32)), logger: Logger(label: "unused"))
         return Set(router.routes.map { "\($0.method.rawValue) \($0.path)".replacingOccurrences(of: ":id", with: "{id}") })
     }

@@ -20,7 +20,9 @@ import TokenSigning
     struct Running {
         let task: Task<Void, any Error>
         let base: String
-        let http = CurlHTTPClient()
+        /// Shared: every client keeps its threads until it is shut down.
+        static let sharedClient = CurlHTTPClient()
+        var http: CurlHTTPClient { Self.sharedClient }
 
         func call(_ method: String, _ path: String, body: String? = nil, contentType: String? = "application/json",
                   roles: [Role]? = [.staff], customerID: String? = nil, headers: [(String, String)] = [])
@@ -37,10 +39,12 @@ import TokenSigning
         }
     }
 
+    /// A pool on a closed port, shared by every test here: each pool keeps its threads until it is shut down.
+    static let unreachablePool = PostgresPool(configuration: .init(connectionString: "postgresql://nobody@127.0.0.1:1/none", size: 2,
+                                                                   acquireTimeout: .seconds(2)), logger: Logger(label: "test"))
+
     static func start() async throws -> Running {
-        let pool = PostgresPool(configuration: .init(connectionString: "postgresql://nobody@127.0.0.1:1/none", size: 2,
-                                                     acquireTimeout: .seconds(2)), logger: Logger(label: "test"))
-        let service = WriteService(pool: pool, logger: Logger(label: "test"))
+        let service = WriteService(pool: unreachablePool, logger: Logger(label: "test"))
         let auth = try await AuthConfiguration(jwtSecret: secret).mode()
         let signer = try TokenSigner(key: String(repeating: "s", count: 40))
         let (stream, continuation) = AsyncStream<Int>.makeStream()

@@ -8,7 +8,14 @@ struct TestHTTP {
     let base: String
     /// Sent as `Authorization: Bearer …` unless a request sets its own `Authorization`.
     var bearer: String?
-    let http = CurlHTTPClient()
+    /// One client for every test in the process: a client per caller would start four threads
+    /// that live until exit (over a thousand in one run, past a CI container's thread limit).
+    static let sharedClient: CurlHTTPClient = {
+        var configuration = CurlHTTPClient.Configuration()
+        configuration.threads = 16
+        return CurlHTTPClient(configuration: configuration)
+    }()
+    var http: CurlHTTPClient { Self.sharedClient }
 
     init(base: String, bearer: String? = nil) {
         self.base = base

@@ -18,7 +18,7 @@ func withScoped<Resource>(_ start: () async throws -> Resource, stop: (Resource)
 
 extension TestDatabase {
     /// Runs `body` with a fresh migrated database and closes it afterwards.
-    static func with(poolSize: Int = 8, _ body: (TestDatabase) async throws -> Void) async throws {
+    static func with(poolSize: Int = 4, _ body: (TestDatabase) async throws -> Void) async throws {
         try await withScoped({ try await create(poolSize: poolSize) }, stop: { await $0.close() }, body)
     }
 }

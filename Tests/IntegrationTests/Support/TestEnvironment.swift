@@ -82,16 +82,29 @@ enum TestEnvironment {
 struct TestDatabase {
     let url: String
     let pool: PostgresPool
+    /// Whether this database holds one of `TestSlots.databases` (given back by `close`).
+    var holdsSlot = false
 
-    static func create(poolSize: Int = 8) async throws -> TestDatabase {
-        let adminURL = try TestEnvironment.databaseURL
-        let name = TestEnvironment.uniqueName("t_")
-        let admin = try LibPQConnection(connectionString: adminURL)
-        try admin.executeTrusted("CREATE DATABASE \(name)")
-        let url = replaceDatabase(in: adminURL, with: name)
-        let pool = PostgresPool(configuration: .init(connectionString: url, size: poolSize), logger: TestEnvironment.logger)
-        try await Migrator(logger: TestEnvironment.logger).migrate(pool)
-        return TestDatabase(url: url, pool: pool)
+    static func create(poolSize: Int = 4) async throws -> TestDatabase {
+        await TestSlots.databases.acquire()
+        do {
+            let adminURL = try TestEnvironment.databaseURL
+            let name = TestEnvironment.uniqueName("t_")
+            let admin = try LibPQConnection(connectionString: adminURL)
+            try admin.executeTrusted("CREATE DATABASE \(name)")
+            let url = replaceDatabase(in: adminURL, with: name)
+            let pool = PostgresPool(configuration: .init(connectionString: url, size: poolSize), logger: TestEnvironment.logger)
+            do {
+                try await Migrator(logger: TestEnvironment.logger).migrate(pool)
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+            return TestDatabase(url: url, pool: pool, holdsSlot: true)
+        } catch {
+            await TestSlots.databases.release()
+            throw error
+        }
     }
 
     static func replaceDatabase(in url: String, with name: String) -> String {
@@ -105,5 +118,8 @@ struct TestDatabase {
         try await pool.query(sql, parameters).first?.int(0) ?? -1
     }
 
-    func close() async { await pool.shutdown() }
+    func close() async {
+        await pool.shutdown()
+        if holdsSlot { await TestSlots.databases.release() }
+    }
 }
