@@ -103,8 +103,14 @@ public struct Soak: Sendable {
     /// Every order's PostgreSQL version against its search document.
     private func compare(pool: PostgresPool, stack: SoakStack) async throws -> DriftVerifier.Report {
         let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
-        defer { Task { await client.shutdown() } }
-        return try await DriftVerifier(pool: pool, client: client, layout: IndexLayout(alias: stack.alias), logger: logger).run(repair: false)
+        do {
+            let report = try await DriftVerifier(pool: pool, client: client, layout: IndexLayout(alias: stack.alias), logger: logger).run(repair: false)
+            await client.shutdown()
+            return report
+        } catch {
+            await client.shutdown()
+            throw error
+        }
     }
 
     /// The same documents posted straight to `_bulk` (1000 per request, one connection) into a scratch index.
@@ -139,6 +145,9 @@ public struct Soak: Sendable {
         report.add("drift", final.drifted)
         report.add("max_xact_age_s", probe.maxTransactionAge)
         report.add("indexer_rss_growth", probe.rssGrowth)
+        if let worst = probe.worstRSS {
+            report.add("indexer_rss_worst", String(format: "%.0f MB then %.0f MB over %.0f s", worst.earlyMB, worst.lateMB, worst.seconds))
+        }
         report.add("non_503_errors", load.errors)
         report.add("recovery_s", recovery)
         if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }

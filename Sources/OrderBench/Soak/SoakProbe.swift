@@ -17,14 +17,17 @@ final class SoakProbe: Sendable {
         /// Growth of the indexers' memory: for each process observed at least two minutes after
         /// its warm-up, the highest RSS in the second half of that time over the highest in the
         /// first half (a leak keeps climbing; a working set that has settled does not). The largest.
-        var rssGrowth: Double {
-            rss.values.compactMap { samples -> Double? in
+        var rssGrowth: Double { worstRSS?.growth ?? 1 }
+
+        /// The process whose memory grew most: its peaks in MB before and after the middle of its life, and how long it was observed.
+        var worstRSS: (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? {
+            rss.values.compactMap { samples -> (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? in
                 guard let first = samples.first?.0, let last = samples.last?.0, last - first >= 120 else { return nil }
                 let middle = (first + last) / 2
                 let early = samples.filter { $0.0 <= middle }.map(\.1).max() ?? 0
                 let late = samples.filter { $0.0 > middle }.map(\.1).max() ?? 0
-                return late / max(early, 0.001)
-            }.max() ?? 1
+                return (late / max(early, 0.001), early, late, last - first)
+            }.max { $0.growth < $1.growth }
         }
     }
 
