@@ -58,24 +58,38 @@ public struct BenchEnvironment: Sendable {
         return (url, pool)
     }
 
+    /// Runs `body` with a fresh database and its pool, shut down afterwards.
+    public func withFreshDatabase<T>(_ name: String, _ body: (String, PostgresPool) async throws -> T) async throws -> T {
+        try await withScoped({ try await freshDatabase(name) }, stop: { await $0.pool.shutdown() }) { try await body($0.url, $0.pool) }
+    }
+
+    /// Runs `body` with a client of `url`, shut down afterwards.
+    public func withElasticsearch<T>(_ url: String, _ body: (ElasticsearchClient) async throws -> T) async throws -> T {
+        try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: url)) }, stop: { await $0.shutdown() }, body)
+    }
+
     /// A fresh (empty) osmem-server on a free port.
     public func startOsmem(port: Int = freePort(), cpu: Int? = nil) async throws -> Child {
         let arguments = ["-addr", "127.0.0.1:\(port)", "-no-stdin-watch", "-no-ja", "-parent-pid", String(getpid())]
         let child = try Child(Self.pinned(osmemPath, arguments, cpu: cpu), environment: [:], port: port)
         Self.recordForCleanUp(child.pid)
-        let client = ElasticsearchClient(configuration: .init(baseURL: child.url))
-        defer { Task { await client.shutdown() } }
-        for _ in 0..<100 {
-            if await client.ping() { return child }
-            try await Task.sleep(for: .milliseconds(100))
+        let up = try await withElasticsearch(child.url) { client in
+            for _ in 0..<100 {
+                if await client.ping() { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
         }
+        if up { return child }
         child.stop()
         throw BenchError("osmem-server did not start")
     }
 
+    /// Starts `product`; its standard error goes to `stderrPath` (created or truncated), or nowhere.
     public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil,
-                       cpu: Int? = nil) throws -> Child {
-        let child = try Child(Self.pinned(binDirectory + "/" + product, arguments, cpu: cpu), environment: environment, port: port)
+                       cpu: Int? = nil, stderrPath: String? = nil) throws -> Child {
+        let child = try Child(Self.pinned(binDirectory + "/" + product, arguments, cpu: cpu), environment: environment, port: port,
+                              stderrPath: stderrPath)
         Self.recordForCleanUp(child.pid)
         return child
     }
@@ -108,17 +122,21 @@ public final class Child: @unchecked Sendable {
     let process = Process()
     public let port: Int?
 
-    convenience init(_ command: (String, [String]), environment: [String: String], port: Int?) throws {
-        try self.init(command.0, command.1, environment: environment, port: port)
+    convenience init(_ command: (String, [String]), environment: [String: String], port: Int?, stderrPath: String? = nil) throws {
+        try self.init(command.0, command.1, environment: environment, port: port, stderrPath: stderrPath)
     }
 
-    init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?) throws {
+    init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?, stderrPath: String? = nil) throws {
         self.port = port
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if let stderrPath, FileManager.default.createFile(atPath: stderrPath, contents: nil), let file = FileHandle(forWritingAtPath: stderrPath) {
+            process.standardError = file
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
     }
 
@@ -180,12 +198,13 @@ public func freePort() -> Int { LoopbackPort.free() }
 
 /// Waits for an HTTP endpoint to answer 200.
 func waitForHTTP(_ url: String, timeout: Duration = .seconds(30)) async throws {
-    let http = CurlHTTPClient()
-    defer { Task { await http.shutdown() } }
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await http.execute(method: "GET", url: url).status) == 200 { return }
-        try await Task.sleep(for: .milliseconds(100))
+    let up = try await withScoped({ CurlHTTPClient() }, stop: { await $0.shutdown() }) { http in
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await http.execute(method: "GET", url: url).status) == 200 { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
     }
-    throw BenchError("\(url) did not come up")
+    if !up { throw BenchError("\(url) did not come up") }
 }

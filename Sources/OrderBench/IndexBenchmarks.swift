@@ -4,6 +4,7 @@ import JSONSupport
 import Logging
 import LibPQClient
 import ReadModel
+import ServiceTesting
 
 /// `index`, `index --indexers K`, `reindex`: draining and rebuilding, each
 /// against the same documents posted straight to `_bulk`.
@@ -22,8 +23,13 @@ public struct IndexBenchmarks: Sendable {
 
     /// Posts bodies with `concurrency` connections; returns seconds.
     func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int) async throws -> Double {
-        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }())
-        defer { Task { await http.shutdown() } }
+        let configuration = { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }()
+        return try await withScoped({ CurlHTTPClient(configuration: configuration) }, stop: { await $0.shutdown() }) { http in
+            try await postRaw(bodies, to: url, concurrency: concurrency, through: http)
+        }
+    }
+
+    private func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int, through http: CurlHTTPClient) async throws -> Double {
         let next = Tally()
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -42,9 +48,7 @@ public struct IndexBenchmarks: Sendable {
     }
 
     func createAlias(_ url: String) async throws {
-        let client = ElasticsearchClient(configuration: .init(baseURL: url))
-        defer { Task { await client.shutdown() } }
-        _ = try await IndexLayout(alias: Self.alias).ensureAlias(client)
+        _ = try await env.withElasticsearch(url) { try await IndexLayout(alias: Self.alias).ensureAlias($0) }
     }
 
     func refill(_ pool: PostgresPool) async throws {
@@ -92,9 +96,11 @@ public struct IndexBenchmarks: Sendable {
     }
 
     public func index() async throws -> BenchReport {
+        try await env.withFreshDatabase("bench_index") { try await index(url: $0, pool: $1) }
+    }
+
+    private func index(url: String, pool: PostgresPool) async throws -> BenchReport {
         var report = BenchReport("index")
-        let (url, pool) = try await env.freshDatabase("bench_index")
-        defer { Task { await pool.shutdown() } }
         logger.info("generating \(orders) orders with an outbox backlog")
         try await DataSet(orders: orders).load(into: pool, outbox: true)
 
@@ -141,9 +147,11 @@ public struct IndexBenchmarks: Sendable {
 
     /// K indexer processes on one outbox against the null sink, versus one.
     public func scaling(indexers: Int) async throws -> BenchReport {
+        try await env.withFreshDatabase("bench_scaling") { try await scaling(indexers: indexers, url: $0, pool: $1) }
+    }
+
+    private func scaling(indexers: Int, url: String, pool: PostgresPool) async throws -> BenchReport {
         var report = BenchReport("index --indexers \(indexers)")
-        let (url, pool) = try await env.freshDatabase("bench_scaling")
-        defer { Task { await pool.shutdown() } }
         try await DataSet(orders: orders).load(into: pool, outbox: false)
         let sink = try await NullSink.start(alias: Self.alias, logger: logger)
         defer { sink.task.cancel() }
@@ -191,8 +199,10 @@ public struct IndexBenchmarks: Sendable {
     }
 
     func reindexRun(orders: Int, database: String, baseline: Bool) async throws -> ReindexRun {
-        let (url, pool) = try await env.freshDatabase(database)
-        defer { Task { await pool.shutdown() } }
+        try await env.withFreshDatabase(database) { try await reindexRun(orders: orders, baseline: baseline, url: $0, pool: $1) }
+    }
+
+    private func reindexRun(orders: Int, baseline: Bool, url: String, pool: PostgresPool) async throws -> ReindexRun {
         try await DataSet(orders: orders).load(into: pool, outbox: false)
         var rawSeconds: Double?, bestShape: String?
         if baseline {
@@ -213,9 +223,7 @@ public struct IndexBenchmarks: Sendable {
         }
         guard admin.wait() == 0 else { throw BenchError("order-admin reindex failed") }
         let seconds = (ContinuousClock.now - start).seconds
-        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
-        defer { Task { await client.shutdown() } }
-        let indexed = try await client.count(Self.alias)
+        let indexed = try await env.withElasticsearch(osmem.url) { try await $0.count(Self.alias) }
         return ReindexRun(seconds: seconds, rawSeconds: rawSeconds, bestShape: bestShape, peakRSS: peak, lost: orders - indexed)
     }
 }

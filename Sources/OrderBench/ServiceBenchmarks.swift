@@ -9,6 +9,7 @@ import OrderStore
 import LibPQClient
 import ReadModel
 import Security
+import ServiceTesting
 import TokenSigning
 
 /// `write`, `lag`, `search`: the HTTP services against baselines that skip them.
@@ -83,23 +84,30 @@ public struct ServiceBenchmarks: Sendable {
     ]
 
     public func search(requests: Int, concurrency: Int = 8, memoryRequests: Int = 10_000) async throws -> BenchReport {
+        try await env.withFreshDatabase("bench_search") { _, pool in
+            try await DataSet(orders: orders).load(into: pool, outbox: false)
+            let osmem = try await env.startOsmem()
+            defer { osmem.stop() }
+            let configuration = { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(120); return c }()
+            return try await env.withElasticsearch(osmem.url) { client in
+                try await withScoped({ CurlHTTPClient(configuration: configuration) }, stop: { await $0.shutdown() }) { http in
+                    try await search(requests: requests, concurrency: concurrency, memoryRequests: memoryRequests, pool: pool,
+                                     osmemURL: osmem.url, client: client, http: http)
+                }
+            }
+        }
+    }
+
+    private func search(requests: Int, concurrency: Int, memoryRequests: Int, pool: PostgresPool, osmemURL: String,
+                        client: ElasticsearchClient, http: CurlHTTPClient) async throws -> BenchReport {
         var report = BenchReport("search")
-        let (_, pool) = try await env.freshDatabase("bench_search")
-        defer { Task { await pool.shutdown() } }
-        try await DataSet(orders: orders).load(into: pool, outbox: false)
-        let osmem = try await env.startOsmem()
-        defer { osmem.stop() }
-        let client = ElasticsearchClient(configuration: .init(baseURL: osmem.url))
-        defer { Task { await client.shutdown() } }
         _ = try await IndexLayout(alias: "orders").ensureAlias(client)
         _ = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), logger: logger).load(into: "orders", throughAlias: true)
 
         let port = freePort()
-        let api = try env.launch("order-search-api", environment: ["ELASTICSEARCH_URL": osmem.url, "SEARCH_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
+        let api = try env.launch("order-search-api", environment: ["ELASTICSEARCH_URL": osmemURL, "SEARCH_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
         defer { api.stop() }
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
-        let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(120); return c }())
-        defer { Task { await http.shutdown() } }
         let authorization = try await env.staffAuthorization()
         let queries = try await Self.queryMixWithDeepPages(http: http, base: "http://127.0.0.1:\(port)", authorization: authorization)
         let bodies = try queries.map { try elasticsearchSearchBody(forQueryString: $0.removingPercentEncoding ?? $0, signer: env.signer) }

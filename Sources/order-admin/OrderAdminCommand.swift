@@ -38,16 +38,27 @@ struct AdminContext {
         await client.shutdown()
         await pool.shutdown()
     }
+
+    /// Runs `body` with a context that is closed afterwards, whether `body` returned or threw.
+    static func with<T>(_ body: (AdminContext) async throws -> T) async throws -> T {
+        let context = AdminContext()
+        do {
+            let result = try await body(context)
+            await context.close()
+            return result
+        } catch {
+            await context.close()
+            throw error
+        }
+    }
 }
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Bring the write database schema up to date (safe to run repeatedly and concurrently).")
 
     func run() async throws {
-        let context = AdminContext()
-        defer { Task { await context.close() } }
         do {
-            let applied = try await Migrator(logger: context.logger).migrate(context.pool)
+            let applied = try await AdminContext.with { try await Migrator(logger: $0.logger).migrate($0.pool) }
             print(applied.isEmpty ? "schema is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
         } catch {
             throw ValidationError("migration failed: \(error)")
@@ -71,7 +82,10 @@ struct Reindex: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let context = AdminContext()
+        try await AdminContext.with(run)
+    }
+
+    private func run(_ context: AdminContext) async throws {
         var options = Reindexer.Options()
         options.batchSize = batchSize
         options.keepOld = keepOld
@@ -88,10 +102,8 @@ struct Reindex: AsyncParsableCommand {
                 print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
                       + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))"))
             }
-            await context.close()
         } catch {
             progress.finish()
-            await context.close()
             FileHandle.standardError.write(Data("order-admin reindex: \(error)\n".utf8))
             throw ExitCode.failure
         }
@@ -104,7 +116,10 @@ struct Verify: AsyncParsableCommand {
     @Flag(help: "Re-index stale and missing documents and remove extra ones.") var repair = false
 
     func run() async throws {
-        let context = AdminContext()
+        try await AdminContext.with(run)
+    }
+
+    private func run(_ context: AdminContext) async throws {
         let verifier = DriftVerifier(pool: context.pool, client: context.client, layout: context.layout, logger: context.logger)
         do {
             let report = try await verifier.run(repair: repair) { drift in
@@ -116,14 +131,12 @@ struct Verify: AsyncParsableCommand {
             } onProgress: { line in
                 print(line)
             }
-            await context.close()
             print("checked \(report.checked) orders: \(report.missing) missing, \(report.stale) stale, \(report.extra) extra"
                   + (repair ? ", \(report.repaired) repaired" : "") + "; \(report.lagging) in flight (events still in the outbox, not drift)")
             if report.drifted > 0 && !(repair && report.repaired == report.drifted) { throw ExitCode.failure }
         } catch let error as ExitCode {
             throw error
         } catch {
-            await context.close()
             FileHandle.standardError.write(Data("order-admin verify: \(error)\n".utf8))
             throw ExitCode.failure
         }
@@ -140,9 +153,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         @Option(help: "At most this many.") var limit = 100
 
         func run() async throws {
-            let context = AdminContext()
-            let entries = try await DeadLetters(pool: context.pool).list(limit: limit)
-            await context.close()
+            let entries = try await AdminContext.with { try await DeadLetters(pool: $0.pool).list(limit: limit) }
             for e in entries {
                 print("\(e.id)\t\(e.failedAt)\t\(e.aggregateType) \(e.aggregateID) v\(e.aggregateVersion)\t\(e.eventType)\tstatus \(e.errorStatus) \(e.errorType ?? "")")
             }
@@ -155,9 +166,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         @Argument(help: "Dead-letter ids (default: all).") var ids: [Int64] = []
 
         func run() async throws {
-            let context = AdminContext()
-            let moved = try await DeadLetters(pool: context.pool).retry(ids: ids.isEmpty ? nil : ids)
-            await context.close()
+            let moved = try await AdminContext.with { try await DeadLetters(pool: $0.pool).retry(ids: ids.isEmpty ? nil : ids) }
             print("re-queued \(moved) event(s)")
         }
     }
@@ -173,9 +182,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let context = AdminContext()
-            let deleted = try await DeadLetters(pool: context.pool).purge(olderThanSeconds: DurationText.seconds(olderThan) ?? 0)
-            await context.close()
+            let deleted = try await AdminContext.with { try await DeadLetters(pool: $0.pool).purge(olderThanSeconds: DurationText.seconds(olderThan) ?? 0) }
             print("deleted \(deleted) dead letter(s)")
         }
     }

@@ -55,7 +55,7 @@ import Testing
             let report = try await reindexer(h, batchSize: 40).run()
             stop.update { $0 = true }
             let written = try await writers
-            try await readers
+            await readers
             #expect(written > 0)
             let failedSearches = failures.value, shortSearches = shortfalls.value
             #expect(failedSearches == 0)

@@ -253,6 +253,7 @@ import Testing
             #expect(mapping.contains(#""email": { "type": "long" }"#))
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(h.alias)-mapping.json").path
             try mapping.write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
             var options = Reindexer.Options()
             options.mappingPath = path
             let reindexer = Reindexer(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), options: options,

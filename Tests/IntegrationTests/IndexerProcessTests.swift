@@ -2,6 +2,7 @@ import ElasticsearchClient
 import FaultProxy
 import Foundation
 import Testing
+import ServiceTesting
 
 /// Guarantees that need a real process boundary.
 @Suite struct IndexerProcessTests {

@@ -6,6 +6,7 @@ import LibPQClient
 import Security
 import ServiceSupport
 import Testing
+import ServiceTesting
 
 /// Start-up refusal, the indexer's `/metrics` behind a token, dead-letter retention.
 @Suite struct OperationsSecurityTests {

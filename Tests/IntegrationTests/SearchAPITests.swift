@@ -7,6 +7,7 @@ import Security
 import TokenSigning
 import ServiceSupport
 import Testing
+import ServiceTesting
 
 /// The search contract against the real osmem-server with a seeded data set.
 @Suite struct SearchAPITests {

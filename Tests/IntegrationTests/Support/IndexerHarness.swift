@@ -7,6 +7,7 @@ import OrderStore
 import LibPQClient
 import ReadModel
 import ServiceLifecycle
+import ServiceTesting
 
 /// A write API, a database, and indexers running in-process against the real
 /// osmem-server (optionally through a fault proxy), with a per-test alias.

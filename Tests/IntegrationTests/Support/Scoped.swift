@@ -1,20 +1,5 @@
 import LibPQClient
-
-/// Runs `body` with what `start` made, then `stop`s it, whether `body` returned or threw.
-///
-/// The scoped form of clean-up (postgres-nio's `withConnection { }`): a `defer { Task { stop } }`
-/// only schedules the stop, so it races the next test and swallows its failures.
-func withScoped<Resource>(_ start: () async throws -> Resource, stop: (Resource) async -> Void,
-                          _ body: (Resource) async throws -> Void) async throws {
-    let resource = try await start()
-    do {
-        try await body(resource)
-    } catch {
-        await stop(resource)
-        throw error
-    }
-    await stop(resource)
-}
+import ServiceTesting
 
 extension TestDatabase {
     /// Runs `body` with a fresh migrated database and closes it afterwards.

@@ -6,6 +6,7 @@ import OrderWriteAPI
 import LibPQClient
 import Security
 import ServiceSupport
+import ServiceTesting
 
 /// Runs the real write API (the same `buildWriteApplication` as `main`) on a
 /// free port against a fresh database.
