@@ -85,11 +85,11 @@ public struct BenchEnvironment: Sendable {
         throw BenchError("osmem-server did not start")
     }
 
-    /// Starts `product`; its standard error goes to `stderrPath` (created or truncated), or nowhere.
+    /// Starts `product`; what it prints goes to `outputPath` (created or truncated), or nowhere.
     public func launch(_ product: String, _ arguments: [String] = [], environment: [String: String], port: Int? = nil,
-                       cpu: Int? = nil, stderrPath: String? = nil) throws -> Child {
+                       cpu: Int? = nil, outputPath: String? = nil) throws -> Child {
         let child = try Child(Self.pinned(binDirectory + "/" + product, arguments, cpu: cpu), environment: environment, port: port,
-                              stderrPath: stderrPath)
+                              outputPath: outputPath)
         Self.recordForCleanUp(child.pid)
         return child
     }
@@ -122,19 +122,20 @@ public final class Child: @unchecked Sendable {
     let process = Process()
     public let port: Int?
 
-    convenience init(_ command: (String, [String]), environment: [String: String], port: Int?, stderrPath: String? = nil) throws {
-        try self.init(command.0, command.1, environment: environment, port: port, stderrPath: stderrPath)
+    convenience init(_ command: (String, [String]), environment: [String: String], port: Int?, outputPath: String? = nil) throws {
+        try self.init(command.0, command.1, environment: environment, port: port, outputPath: outputPath)
     }
 
-    init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?, stderrPath: String? = nil) throws {
+    init(_ path: String, _ arguments: [String], environment: [String: String], port: Int?, outputPath: String? = nil) throws {
         self.port = port
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        if let stderrPath, FileManager.default.createFile(atPath: stderrPath, contents: nil), let file = FileHandle(forWritingAtPath: stderrPath) {
+        if let outputPath, FileManager.default.createFile(atPath: outputPath, contents: nil), let file = FileHandle(forWritingAtPath: outputPath) {
+            process.standardOutput = file
             process.standardError = file
         } else {
+            process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
         }
         try process.run()

@@ -114,26 +114,26 @@ final class SoakChaos: Sendable {
     }
 
     /// Runs `order-admin arguments` (at most 10 minutes); a failure is counted and logged with
-    /// how long it ran and the end of what it printed to standard error.
+    /// how long it ran and the end of what it printed.
     private func runAdmin(_ arguments: [String], failures: WritableKeyPath<Outcome, Int>) async {
-        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-admin-\(getpid()).log").path
-        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-admin-\(getpid()).log").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
         let started = ContinuousClock.now
         var status: Int32?
         do {
             let child = try stack.env.launch("order-admin", arguments, environment: [
                 "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias, "LOG_LEVEL": "error",
-            ], stderrPath: errors)
+            ], outputPath: output)
             status = await child.waitForExit(within: .seconds(600))
         } catch {
             status = -1
         }
         guard status != 0 else { return }
         outcome.withLock { $0[keyPath: failures] += 1 }
-        let printed = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         logger.warning("order-admin failed", metadata: [
             "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "killed after 600 s")",
-            "soak.seconds": "\(Int((ContinuousClock.now - started).seconds))", "soak.stderr": "\(printed.suffix(600))",
+            "soak.seconds": "\(Int((ContinuousClock.now - started).seconds))", "soak.output": "\(printed.suffix(800))",
         ])
     }
 
