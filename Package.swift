@@ -138,7 +138,7 @@ let package = Package(
         ),
         .target(
             name: "OrderAdmin",
-            dependencies: ["IndexSchema", "ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport"],
+            dependencies: ["IndexSchema", "ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "JSONSupport", "RetryPolicy"],
             swiftSettings: swiftSettings
         ),
         .target(

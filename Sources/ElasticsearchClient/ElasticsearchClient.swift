@@ -114,7 +114,8 @@ public final class ElasticsearchClient: Sendable {
         return [("Authorization", "ApiKey \(apiKey)")]
     }
 
-    public func shutdown() async { await http.shutdown() }
+    /// See `CurlHTTPClient.shutdown(patience:)`: a stopping process does not wait out abandoned transfers.
+    public func shutdown(patience: Duration? = nil) async { await http.shutdown(patience: patience) }
 
     // MARK: - raw requests
 

@@ -66,8 +66,21 @@ public final class CurlHTTPClient: Sendable {
         threadPool.start()
     }
 
-    public func shutdown() async {
-        try? await threadPool.shutdownGracefully()
+    /// Stops the client's threads once their transfers end. A transfer whose caller was cancelled
+    /// runs on to its own end (libcurl cannot be interrupted from here), so a stopping process
+    /// passes a `patience`: after it, this returns anyway and the threads end with the process.
+    public func shutdown(patience: Duration? = nil) async {
+        let stopped = Mutex(false)
+        let pool = threadPool
+        Task {
+            try? await pool.shutdownGracefully()
+            stopped.withLock { $0 = true }
+        }
+        let deadline = patience.map { ContinuousClock.now + $0 }
+        while !stopped.withLock({ $0 }) {
+            if let deadline, ContinuousClock.now >= deadline { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         handles.withLock { $0.removeAll() }
     }
 

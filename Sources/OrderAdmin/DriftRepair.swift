@@ -60,19 +60,22 @@ extension DriftVerifier {
     }
 
     /// The index's versions of `ids` by realtime GET (a search would not see unrefreshed writes),
-    /// eight requests at a time.
+    /// `concurrentReads` requests at a time.
     func indexedVersions(_ ids: [String]) async throws -> [String: Int64] {
-        let client = self.client, alias = layout.alias
+        let verifier = self, alias = layout.alias
+        @Sendable func version(_ id: String) async throws -> (String, Int64?) {
+            (id, try await retryingWhileBusy(for: verifier.readPatience) { try await verifier.client.get(alias, id: id)?.version })
+        }
         return try await withThrowingTaskGroup(of: (String, Int64?).self) { group in
             var versions: [String: Int64] = [:]
             var next = ids.makeIterator()
-            for _ in 0..<8 {
+            for _ in 0..<Self.concurrentReads {
                 guard let id = next.next() else { break }
-                group.addTask { (id, try await client.get(alias, id: id)?.version) }
+                group.addTask { try await version(id) }
             }
-            while let (id, version) = try await group.next() {
-                versions[id] = version
-                if let id = next.next() { group.addTask { (id, try await client.get(alias, id: id)?.version) } }
+            while let (id, indexed) = try await group.next() {
+                versions[id] = indexed
+                if let id = next.next() { group.addTask { try await version(id) } }
             }
             return versions
         }
@@ -126,7 +129,7 @@ extension DriftVerifier {
         let indexed = try await indexedVersions(extras)
         let targets = extras.compactMap { id in indexed[id].map { (id, $0 + 1) } }
         guard !targets.isEmpty else { return 0 }
-        let index = try await client.aliasTargets(layout.alias).first ?? layout.alias
+        let index = try await retryingWhileBusy(for: readPatience) { try await client.aliasTargets(layout.alias) }.first ?? layout.alias
         let results = try await BulkWriter(client: client, logger: logger).write({ include in
             var request = BulkRequest()
             for (i, (id, version)) in targets.enumerated() where include(i) { request.delete(index, id: id, version: version) }

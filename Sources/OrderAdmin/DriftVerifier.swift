@@ -57,6 +57,12 @@ public struct DriftVerifier: Sendable {
     let logger: Logger
     /// How long `--repair` waits for delete tombstones (`index.gc_deletes`, 60 s by default) to expire.
     public var tombstoneWait: Duration = .seconds(180)
+    /// How long one read of the index is retried while the cluster is overloaded or away (429, 5xx,
+    /// timeouts): verify runs beside live indexers, and a busy moment is not a reason to fail.
+    public var readPatience: Duration = .seconds(120)
+    /// Realtime GETs in flight at once while settling candidates; the client needs as many
+    /// connections, or the rest wait in its queue and can time out there.
+    public static let concurrentReads = 8
 
     public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, pageSize: Int = 1000, logger: Logger) {
         self.pool = pool
@@ -136,7 +142,8 @@ public struct DriftVerifier: Sendable {
             ("query", ["match_all": [:]]),
         ])
         if let after { body["search_after"] = [.string(after)] }
-        let result = try await client.search(layout.alias, body: JSONValue.object(body).serializedBytes)
+        let request = JSONValue.object(body).serializedBytes
+        let result = try await retryingWhileBusy(for: readPatience) { try await client.search(layout.alias, body: request) }
         return (result["hits"]?["hits"]?.arrayValue ?? []).compactMap { hit in
             guard let source = hit["_source"], let id = source[.orderID]?.stringValue else { return nil }
             let order = source[.version]?.intValue ?? 0, customer = source[.customerVersion]?.intValue ?? 0

@@ -22,7 +22,9 @@ import ReadModel
 /// Indexers write to the catch-up alias with `require_alias`, so a write that
 /// races its removal fails harmlessly instead of re-creating a stray index.
 /// Any failure before the swap unregisters and deletes the new index (and with
-/// it the catch-up alias) and leaves the alias untouched.
+/// it the catch-up alias) and leaves the alias untouched. Idempotent cluster
+/// calls wait out a busy cluster (`retryingWhileBusy`); the alias swap is not
+/// retried, because a second attempt after one that was applied is not a no-op.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
         public var batchSize = 2000
@@ -86,30 +88,31 @@ public struct Reindexer: Sendable {
 
     private func runLocked(progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
         let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
-        let old = try await Self.step("reading the alias") { try await client.aliasTargets(layout.alias) }
+        let old = try await Self.step("reading the alias") { try await retryingWhileBusy { try await client.aliasTargets(layout.alias) } }
         let newIndex = layout.newIndexName()
         let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: options.batchSize, logger: logger)
         let total = try await loader.countOrders()
         if options.dryRun {
             return Report(newIndex: newIndex, oldIndices: old, documents: total, rejected: [], dryRun: true)
         }
-        try await Self.step("creating \(newIndex)") { try await client.createIndex(newIndex, body: mapping) }
+        // A retry after a timed-out attempt that did create it finds the index there (`false`): the name is this run's own.
+        _ = try await Self.step("creating \(newIndex)") { try await retryingWhileBusy { try await client.createIndex(newIndex, body: mapping) } }
         do {
             let catchUp = "\(newIndex)_catchup"
             try await Self.step("registering the new index for catch-up") {
-                try await client.updateAliases([.add(index: newIndex, alias: catchUp)])
+                try await retryingWhileBusy { try await client.updateAliases([.add(index: newIndex, alias: catchUp)]) }
                 try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [catchUp])
             }
             // No refreshes while loading (the bulk load is faster); one explicit refresh before the swap.
-            try await Self.step("pausing refreshes") { try await client.setRefreshInterval(newIndex, "-1") }
+            try await Self.step("pausing refreshes") { try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, "-1") } }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
             let summary = try await Self.step("loading documents") {
                 try await loader.load(into: newIndex, throughAlias: false, progress: { done in progress(done, total) }, refused: keep)
             }
             guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
-                try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping))
-                try await client.refresh(newIndex)
+                try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping)) }
+                try await retryingWhileBusy { try await client.refresh(newIndex) }
             }
             try await Self.step("swapping the alias") {
                 try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) }

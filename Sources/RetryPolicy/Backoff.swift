@@ -2,7 +2,7 @@
 /// capped at `maximum`, with "equal jitter" (a delay drawn from the upper half
 /// of the step, so retries spread out yet never come back sooner than half the
 /// step). Used for bulk retries, transaction retries after a serialization
-/// failure, and the indexer's failed batches, each with its own bounds.
+/// failure, the indexer's failed batches and admin commands' reads, each with its own bounds.
 public struct Backoff: Sendable, Equatable {
     public var initial: Duration
     public var maximum: Duration
@@ -18,6 +18,27 @@ public struct Backoff: Sendable, Equatable {
     public static let transaction = Backoff(initial: .milliseconds(10), maximum: .milliseconds(320))
     /// An indexer batch that failed as a whole (database or cluster down): 200 ms up to 5 s.
     public static let batch = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+
+    /// An admin command's reads of a cluster that is busy serving the live indexers: 200 ms up to 10 s.
+    public static let adminRead = Backoff(initial: .milliseconds(200), maximum: .seconds(10))
+
+    /// Runs `operation`, and again after each failure `shouldRetry` accepts, until it succeeds or the
+    /// next attempt would start after `patience` has passed; then the last failure is thrown.
+    public func retrying<T>(for patience: Duration, if shouldRetry: (any Error) -> Bool,
+                            _ operation: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + patience
+        var attempt = 0
+        while true {
+            do {
+                return try await operation()
+            } catch where shouldRetry(error) {
+                attempt += 1
+                let delay = delay(attempt: attempt)
+                guard ContinuousClock.now + delay < deadline else { throw error }
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
 
     /// The delay before retry number `attempt` (1 for the first retry).
     public func delay(attempt: Int) -> Duration {

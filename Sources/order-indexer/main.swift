@@ -24,5 +24,6 @@ let indexer = IndexerService(
 let metrics = buildIndexerMetricsApplication(pool: pool, client: client, auth: auth, address: configuration.indexerMetricsAddress, logger: logger)
 logger.info("starting", metadata: ["indexer.workers": "\(indexerConfiguration.workers)", "es.alias": "\(configuration.ordersIndex)"])
 try await runUntilSignalled([indexer, metrics], logger: logger)
-await client.shutdown()
 await pool.shutdown()
+// Batches cut short by the stop grace were handed back; their bulk requests are not waited out.
+await client.shutdown(patience: .milliseconds(500))

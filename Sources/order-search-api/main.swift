@@ -16,4 +16,4 @@ if let info = try? await client.clusterInfo() {
 }
 logger.info("starting", metadata: ["http.address": "\(configuration.searchAPIAddress)", "es.alias": "\(configuration.ordersIndex)"])
 try await runUntilSignalled([app], logger: logger)
-await client.shutdown()
+await client.shutdown(patience: .milliseconds(500))

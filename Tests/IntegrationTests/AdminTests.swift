@@ -5,6 +5,7 @@ import OrderAdmin
 import OrderStore
 import LibPQClient
 import ReadModel
+import ServiceTesting
 import Synchronization
 import Testing
 
@@ -167,6 +168,37 @@ import Testing
             #expect(try await verifier.run(repair: false) { drift in after.withLock { $0.append(drift) } }.drifted == 0)
             #expect(after.withLock { $0 } == [])
             #expect(try await h.elasticsearch.get(h.alias, id: ids[7])?.source["note"]?.stringValue == "edited")
+        }
+    }
+
+    /// A busy cluster (429s, and a 503 for every other request) slows `verify --repair` down but
+    /// does not fail it: its reads are retried with backoff, its repair writes too.
+    @Test func verifyRidesOutABusyCluster() async throws {
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            let ids = try await h.api.placeOrders(30, customerID: customer)
+            #expect(await eventually { await h.inSync() })
+            #expect(await eventually { (try? await h.outboxCount()) == 0 })
+            await indexer.stop()
+            // A change without an event: verify must read the index (pages, a realtime GET) and write the repair.
+            try await h.database.pool.query("UPDATE orders SET version = version + 1, note = 'edited' WHERE id = $1", [ids[3]])
+
+            let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
+            try await withScoped({ proxy }, stop: { await $0.stop() }) { proxy in
+                let port = try await proxy.start()
+                try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")) },
+                                     stop: { await $0.shutdown() }) { busy in
+                    proxy.inject(.status(429), count: 3)
+                    proxy.setPeriodic(every: 2, .status(503))
+                    let report = try await DriftVerifier(pool: h.database.pool, client: busy, layout: IndexLayout(alias: h.alias), pageSize: 7,
+                                                         logger: TestEnvironment.logger).run(repair: true)
+                    #expect(report.checked == 30)
+                    #expect(report.stale == 1 && report.repaired == 1 && report.missing == 0 && report.extra == 0)
+                    #expect(proxy.faultsInjected >= 6)
+                }
+            }
+            #expect(try await h.elasticsearch.get(h.alias, id: ids[3])?.source["note"]?.stringValue == "edited")
         }
     }
 }

@@ -10,6 +10,7 @@ import OrderDomain
 import TokenSigning
 import ReadModel
 import Synchronization
+import ServiceTesting
 import Testing
 
 /// Guarantees 6–8 under faults that last: no long transactions, resumable fan-out,
@@ -140,6 +141,32 @@ import Testing
             #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
             await survivor.stop()
             await proxy.stop()
+        }
+    }
+
+    /// Guarantee 7 when the batch in hand outlives the grace (a bulk request that hangs for 60 s):
+    /// the indexer hands the batch back and exits 0 within 10 s, not waiting for the transfer.
+    @Test func sigtermDoesNotWaitForAHangingBulkRequest() async throws {
+        try await IndexerHarness.with { h in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let customer = try await h.api.createCustomer()
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            try await withScoped({ proxy }, stop: { await $0.stop() }) { proxy in
+                let port = try await proxy.start()
+                let indexer = try h.startIndexerProcess(elasticsearchURL: "http://127.0.0.1:\(port)", settings: ["INDEXER_WORKERS": "1"])
+                #expect(await eventually(timeout: .seconds(30)) { (try? await h.outboxCount()) == 0 })  // up and idle
+                proxy.setPersistent(.delay(.seconds(60)))
+                _ = try await h.api.placeOrders(10, customerID: customer)
+                let leased = "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
+                #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) { (try? await h.database.count(leased)) ?? 0 > 0 })
+                try await Task.sleep(for: .milliseconds(500))  // the bulk request is out
+                let started = ContinuousClock.now
+                let status = await indexer.stop(within: .seconds(10))
+                #expect(status == 0, "exit status \(status.map(String.init) ?? "none: still running after 10 s")")
+                #expect(ContinuousClock.now - started < .seconds(10))
+                #expect(try await h.database.count(leased) == 0)  // handed back
+                #expect(try await h.outboxCount() == 10)  // nothing acknowledged that was not indexed
+            }
         }
     }
 

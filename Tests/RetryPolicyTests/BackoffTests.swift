@@ -22,9 +22,53 @@ import Testing
     }
 
     @Test func theSystemsPoliciesStartSmallAndStayBounded() {
-        for backoff in [Backoff.bulk, .transaction, .batch] {
+        for backoff in [Backoff.bulk, .transaction, .batch, .adminRead] {
             #expect(backoff.initial < backoff.maximum)
             #expect(backoff.delay(attempt: 1000) <= backoff.maximum)
         }
+    }
+
+    struct Busy: Error {}
+    struct Broken: Error {}
+
+    @Test func retryingRunsAgainAfterAcceptedFailuresUntilItSucceeds() async throws {
+        let attempts = Counter()
+        let fast = Backoff(initial: .milliseconds(1), maximum: .milliseconds(4))
+        let value = try await fast.retrying(for: .seconds(5), if: { $0 is Busy }) {
+            if await attempts.increment() < 4 { throw Busy() }
+            return 42
+        }
+        #expect(value == 42)
+        #expect(await attempts.value == 4)
+    }
+
+    @Test func retryingThrowsOtherFailuresAtOnce() async throws {
+        let attempts = Counter()
+        await #expect(throws: Broken.self) {
+            try await Backoff.adminRead.retrying(for: .seconds(60), if: { $0 is Busy }) {
+                _ = await attempts.increment()
+                throw Broken()
+            }
+        }
+        #expect(await attempts.value == 1)
+    }
+
+    @Test func retryingGivesUpOncePatienceIsSpent() async throws {
+        let attempts = Counter()
+        let started = ContinuousClock.now
+        await #expect(throws: Busy.self) {
+            try await Backoff(initial: .milliseconds(20), maximum: .milliseconds(40)).retrying(for: .milliseconds(300), if: { $0 is Busy }) {
+                _ = await attempts.increment()
+                throw Busy()
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed < .seconds(2))  // bounded by the patience (plus scheduling slack on a busy machine)
+        #expect(await attempts.value >= 5)
+    }
+
+    actor Counter {
+        private(set) var value = 0
+        func increment() -> Int { value += 1; return value }
     }
 }

@@ -79,8 +79,16 @@ final class SoakChaos: Sendable {
 
     private func stopIndexer(signal: Int32) async {
         let slot = Int.random(in: 0..<stack.indexerCount)
+        let started = ContinuousClock.now
         let status = await stack.stopIndexer(slot, signal: signal)
-        if signal == SIGTERM, status != 0 { outcome.withLock { $0.sigtermFailures += 1 } }
+        if signal == SIGTERM, status != 0 {
+            outcome.withLock { $0.sigtermFailures += 1 }
+            let printed = (try? String(contentsOfFile: stack.indexerOutputPath(slot), encoding: .utf8)) ?? ""
+            logger.warning("a SIGTERMed indexer did not exit 0 in time", metadata: [
+                "soak.status": "\(status.map(String.init) ?? "killed after 12 s")",
+                "soak.seconds": "\(Int((ContinuousClock.now - started).seconds))", "soak.output": "\(printed.suffix(800))",
+            ])
+        }
         try? await Task.sleep(for: .seconds(Double.random(in: 1...3)))
         do { try stack.startIndexer(slot) } catch { logger.error("could not restart an indexer", metadata: ["error": "\(error)"]) }
     }

@@ -59,7 +59,7 @@ final class SoakStack: Sendable {
         let child = try env.launch("order-indexer", environment: [
             "DATABASE_URL": databaseURL, "ELASTICSEARCH_URL": "http://127.0.0.1:\(proxyPort)", "ORDERS_INDEX": alias,
             "INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())", "LOG_LEVEL": "error",
-        ])
+        ], outputPath: indexerOutputPath(slot))
         indexers.withLock { $0[slot] = child }
     }
 
@@ -74,8 +74,16 @@ final class SoakStack: Sendable {
         indexers.withLock { $0.compactMap { $0.map { ($0.pid, $0.rssMegabytes) } } }
     }
 
+    /// Where indexer `slot`'s output goes (errors only), started afresh with each process.
+    func indexerOutputPath(_ slot: Int) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-indexer-\(getpid())-\(slot).log").path
+    }
+
     func stopAll() async {
-        for slot in 0..<indexerCount { _ = await stopIndexer(slot, signal: SIGTERM) }
+        for slot in 0..<indexerCount {
+            _ = await stopIndexer(slot, signal: SIGTERM)
+            try? FileManager.default.removeItem(atPath: indexerOutputPath(slot))
+        }
         _ = await writeAPI.withLock { $0 }?.stop(signal: SIGTERM, within: .seconds(12))
         await stopOsmem()
         await proxy.stop()
