@@ -64,7 +64,9 @@ import Testing
         }
         let elapsed = ContinuousClock.now - started
         #expect(elapsed < .seconds(2))  // bounded by the patience (plus scheduling slack on a busy machine)
-        #expect(await attempts.value >= 5)
+        // It did retry (at most 300 ms / 10 ms of first delays; fewer when sleeps overrun on a busy machine).
+        let count = await attempts.value
+        #expect(count >= 2 && count <= 31)
     }
 
     actor Counter {
