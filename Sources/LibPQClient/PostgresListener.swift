@@ -18,14 +18,18 @@ public final class PostgresListener: Sendable {
         self.connectionString = connectionString
         self.channel = channel
         self.logger = logger
+        // Started here, never lazily: `stop()` from another task while `start()` is still spawning
+        // the thread is a race NIOThreadPool does not survive (it traps; seen in a test run).
+        thread.start()
     }
 
     /// Notifications as a stream; ends when `stop()` is called.
     public func notifications() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        thread.start()
         let listen = "LISTEN \(channel)"
-        thread.submit { [self] _ in
+        thread.submit { [self] state in
+            // Already stopped: NIO hands the item back at once, on the submitting thread.
+            guard state == .active else { return continuation.finish() }
             var connection: LibPQConnection?
             while !stopped.load(ordering: .relaxed) {
                 do {
