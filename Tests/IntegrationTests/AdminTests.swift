@@ -130,16 +130,22 @@ import Testing
         }
     }
 
+    /// `count` orders of a new customer, every event acknowledged (an event still in the outbox
+    /// would make its orders lag, not drift), and the indexer stopped again.
+    func fullyIndexedOrders(_ count: Int, _ h: IndexerHarness) async throws -> (customer: String, ids: [String]) {
+        let indexer = try h.startIndexer()
+        let customer = try await h.api.createCustomer()
+        let ids = try await h.api.placeOrders(count, customerID: customer)
+        #expect(await eventually { await h.inSync() })
+        #expect(await eventually { (try? await h.outboxCount()) == 0 })
+        await indexer.stop()
+        return (customer, ids)
+    }
+
     /// verify finds a deleted, a stale and an extra document; --repair fixes all three.
     @Test func verifyFindsAndRepairsDrift() async throws {
         try await IndexerHarness.with() { h in
-            let indexer = try h.startIndexer()
-            let customer = try await h.api.createCustomer()
-            let ids = try await h.api.placeOrders(30, customerID: customer)
-            // Every event acknowledged (an event still in the outbox would make its orders lag, not drift).
-            #expect(await eventually { await h.inSync() })
-            #expect(await eventually { (try? await h.outboxCount()) == 0 })
-            await indexer.stop()
+            let (customer, ids) = try await fullyIndexedOrders(30, h)
 
             let target = try await h.elasticsearch.aliasTargets(h.alias)[0]
             // Missing: an order whose event never reached the outbox. Stale: a change without an event.
@@ -175,12 +181,7 @@ import Testing
     /// does not fail it: its reads are retried with backoff, its repair writes too.
     @Test func verifyRidesOutABusyCluster() async throws {
         try await IndexerHarness.with() { h in
-            let indexer = try h.startIndexer()
-            let customer = try await h.api.createCustomer()
-            let ids = try await h.api.placeOrders(30, customerID: customer)
-            #expect(await eventually { await h.inSync() })
-            #expect(await eventually { (try? await h.outboxCount()) == 0 })
-            await indexer.stop()
+            let (_, ids) = try await fullyIndexedOrders(30, h)
             // A change without an event: verify must read the index (pages, a realtime GET) and write the repair.
             try await h.database.pool.query("UPDATE orders SET version = version + 1, note = 'edited' WHERE id = $1", [ids[3]])
 
