@@ -274,6 +274,25 @@ public final class ElasticsearchClient: Sendable {
         return (source, version)
     }
 
+    /// The stored `_version` of each of `ids` that exists, by one realtime `_mget` without sources:
+    /// a page of ids costs one request instead of one GET each. An id whose shard failed throws
+    /// (it would otherwise read as absent).
+    public func versions(_ index: String, ids: [String]) async throws(ElasticsearchError) -> [String: Int64] {
+        guard !ids.isEmpty else { return [:] }
+        let body = JSONValue.object(JSONObject([("ids", .array(ids.map { .string($0) }))])).serializedBytes
+        let result = try await request("POST", "/\(Self.escape(index))/_mget?_source=false", json: body)
+        guard let docs = result["docs"]?.arrayValue else { throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil) }
+        var versions: [String: Int64] = [:]
+        for doc in docs {
+            if let type = doc["error"]?["type"]?.stringValue { throw ElasticsearchError(code: .http, status: 200, errorType: type) }
+            guard doc["found"]?.boolValue == true else { continue }
+            guard let id = doc["_id"]?.stringValue, let version = doc["_version"]?.int64Value
+            else { throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil) }
+            versions[id] = version
+        }
+        return versions
+    }
+
     /// Percent-encodes a path segment (ids are opaque strings).
     public static func escape(_ segment: String) -> String {
         var out = ""

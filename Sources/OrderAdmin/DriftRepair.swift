@@ -18,7 +18,7 @@ extension DriftVerifier {
         let ids = candidates.map(\.id)
         let current = try await currentVersions(ids)
         let pending = try await withPendingEvents(Array(current.keys))
-        let indexed = try await indexedVersions(ids)
+        let indexed = try await indexedVersions(ids.filter { !pending.contains($0) })
         var drift: [Drift] = []
         var absent: [String] = []
         for id in ids {
@@ -59,26 +59,16 @@ extension DriftVerifier {
             """, [PostgresTextArray(ids)]).map { $0.string(0)! })
     }
 
-    /// The index's versions of `ids` by realtime GET (a search would not see unrefreshed writes),
-    /// `concurrentReads` requests at a time.
+    /// The index's versions of `ids` by realtime `_mget` (a search would not see unrefreshed
+    /// writes), `versionReadBatch` ids per request.
     func indexedVersions(_ ids: [String]) async throws -> [String: Int64] {
-        let verifier = self, alias = layout.alias
-        @Sendable func version(_ id: String) async throws -> (String, Int64?) {
-            (id, try await retryingWhileBusy(for: verifier.readPatience) { try await verifier.client.get(alias, id: id)?.version })
+        var versions: [String: Int64] = [:]
+        for start in stride(from: 0, to: ids.count, by: Self.versionReadBatch) {
+            let batch = Array(ids[start..<min(start + Self.versionReadBatch, ids.count)])
+            let found = try await retryingWhileBusy(for: readPatience) { try await client.versions(layout.alias, ids: batch) }
+            versions.merge(found) { _, new in new }
         }
-        return try await withThrowingTaskGroup(of: (String, Int64?).self) { group in
-            var versions: [String: Int64] = [:]
-            var next = ids.makeIterator()
-            for _ in 0..<Self.concurrentReads {
-                guard let id = next.next() else { break }
-                group.addTask { try await version(id) }
-            }
-            while let (id, indexed) = try await group.next() {
-                versions[id] = indexed
-                if let id = next.next() { group.addTask { try await version(id) } }
-            }
-            return versions
-        }
+        return versions
     }
 
     struct FixOutcome {

@@ -29,7 +29,7 @@ struct AdminContext {
         logger = Observability.bootstrap(label: label)
         configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
         pool = PostgresPool(configuration: .init(connectionString: configuration.databaseURL, size: 4, applicationName: "order-admin"), logger: logger)
-        client = ElasticsearchClient(configuration: .init(environment: ProcessInfoEnvironment.all, connections: DriftVerifier.concurrentReads))
+        client = ElasticsearchClient(configuration: .init(environment: ProcessInfoEnvironment.all))
     }
 
     var layout: IndexLayout { IndexLayout(alias: configuration.ordersIndex) }

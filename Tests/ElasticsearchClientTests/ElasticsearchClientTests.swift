@@ -30,6 +30,17 @@ import Glibc
             seen.body.withLock { $0 = Array(body.readableBytesView) }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: bulkResponse)))
         }
+        router.post("/orders/_mget") { request, _ in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            seen.headers.withLock { $0 = ["query": request.uri.query ?? ""] }
+            seen.body.withLock { $0 = Array(body.readableBytesView) }
+            let docs = #"{"docs":[{"_id":"o1","_index":"orders_v1","_version":4294967298,"found":true},{"_id":"o2","_index":"orders_v1","found":false}]}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: docs)))
+        }
+        router.post("/broken/_mget") { _, _ in
+            let docs = #"{"docs":[{"_id":"o1","_index":"broken_v1","error":{"type":"no_shard_available_action_exception","reason":"x"}}]}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: docs)))
+        }
         router.post("/secret/_search") { _, _ in
             Response(status: .badRequest, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"type":"parsing_exception","reason":"leaked SECRET-QUERY"},"status":400}"#)))
@@ -62,6 +73,20 @@ import Glibc
         #expect(await anonymous.ping())
         #expect(seen.headers.withLock { $0["authorization"] } == "")
         for client in [keyed, basic, anonymous] { await client.shutdown() }
+    }
+
+    @Test func readsVersionsOfManyIdsInOneSourcelessMultiGet() async throws {
+        let seen = Seen()
+        let (base, task) = try await stub(seen, bulkResponse: "{}")
+        defer { task.cancel() }
+        let client = ElasticsearchClient(configuration: base)
+        #expect(try await client.versions("orders", ids: ["o1", "o2"]) == ["o1": 4_294_967_298])
+        #expect(seen.headers.withLock { $0["query"] } == "_source=false")
+        #expect(try JSONParser.parse(seen.body.withLock { $0 }) == ["ids": ["o1", "o2"]])
+        // A document whose shard failed is not "absent": reading it as absent would make verify repair it.
+        await #expect(throws: ElasticsearchError.self) { try await client.versions("broken", ids: ["o1"]) }
+        #expect(try await client.versions("orders", ids: []) == [:])
+        await client.shutdown()
     }
 
     @Test func classifiesBulkItemsByStatusAndSendsNDJSON() async throws {
