@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // glibc allocator tuning (<malloc.h> is not in Swift's Glibc module).
+        .target(name: "CAllocator"),
 
         // Pure domain: no I/O.
         .target(name: "OrderDomain", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
@@ -98,7 +100,7 @@ let package = Package(
         .target(
             name: "ServiceSupport",
             dependencies: [
-                "Security",
+                "Security", "CAllocator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -40,7 +40,8 @@ public enum Observability {
 /// Runs services until SIGTERM or SIGINT, then shuts them down gracefully: they stop taking new
 /// work and finish what they have; after `stopGrace` (guarantee 7: 10 s) what is left is cancelled.
 public func runUntilSignalled(_ services: [any Service], stopGrace: Duration = .seconds(10), logger: Logger) async throws {
-    var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+    var configuration = ServiceGroupConfiguration(services: ([HeapTrimmer()] + services).map { .init(service: $0) },
+                                                  gracefulShutdownSignals: [.sigterm, .sigint],
                                                   logger: logger)
     configuration.maximumGracefulShutdownDuration = stopGrace
     try await ServiceGroup(configuration: configuration).run()

@@ -5,6 +5,7 @@ import LibPQClient
 import ReadModel
 import ServiceSupport
 
+HeapTuning.limitArenas()
 let logger = Observability.bootstrap(label: "order-indexer")
 let environment = ProcessInfoEnvironment.all
 let configuration = ServiceConfiguration(environment: environment)

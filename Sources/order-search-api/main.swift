@@ -3,6 +3,7 @@ import Logging
 import OrderSearchAPI
 import ServiceSupport
 
+HeapTuning.limitArenas()
 let logger = Observability.bootstrap(label: "order-search-api")
 let configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
 let auth = await Startup.authMode(configuration, logger: logger)

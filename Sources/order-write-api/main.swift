@@ -4,6 +4,7 @@ import OrderWriteAPI
 import LibPQClient
 import ServiceSupport
 
+HeapTuning.limitArenas()
 let logger = Observability.bootstrap(label: "order-write-api")
 let configuration = ServiceConfiguration(environment: ProcessInfoEnvironment.all)
 let auth = await Startup.authMode(configuration, logger: logger)
