@@ -151,6 +151,7 @@ public struct Soak: Sendable {
         report.add("non_503_errors", load.errors)
         report.add("recovery_s", recovery)
         if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }
+        if let detect = chaos.rebuildDetectSeconds { report.add("rebuild_detect_s", detect) }
         for fault in SoakChaos.Fault.allCases { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
         report.add("sigterm_failures", chaos.sigtermFailures)
         report.add("verify_failures", chaos.verifyFailures)

@@ -21,8 +21,12 @@ final class SoakChaos: Sendable {
         var verifyFailures = 0
         var reindexFailures = 0
         var postgresRestartFailures = 0
-        /// After osmem-server came back empty: documents the self-heal rebuild wrote per second.
+        /// After osmem-server came back empty: documents the self-heal rebuild wrote per second,
+        /// from the moment an indexer had recreated the index to the moment it held every order.
         var rebuildDocsPerSecond: Double?
+        /// From osmem-server answering again to an indexer having recreated the index (its
+        /// workers' next retry or the 5 s alias check, whichever comes first).
+        var rebuildDetectSeconds: Double?
         var lastFaultEnded = ContinuousClock.now
     }
 
@@ -106,16 +110,23 @@ final class SoakChaos: Sendable {
         try? await Task.sleep(for: outage)
         do {
             try await stack.startOsmem()
-            let started = ContinuousClock.now
+            let back = ContinuousClock.now
             let orders = try await pool.query("SELECT count(*) FROM orders").first?.int(0) ?? 0
             let client = ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL))
-            while ContinuousClock.now - started < .seconds(600) {
-                if let count = try? await client.count(stack.alias), count >= orders { break }
+            var recreated: ContinuousClock.Instant?  // the first count that answers: the alias exists
+            while ContinuousClock.now - back < .seconds(600) {
+                if let count = try? await client.count(stack.alias) {
+                    recreated = recreated ?? ContinuousClock.now
+                    if count >= orders { break }
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            let seconds = (ContinuousClock.now - started).seconds
             await client.shutdown()
-            outcome.withLock { $0.rebuildDocsPerSecond = Double(orders) / max(seconds, 0.001) }
+            let loading = (ContinuousClock.now - (recreated ?? back)).seconds
+            outcome.withLock {
+                $0.rebuildDocsPerSecond = Double(orders) / max(loading, 0.001)
+                $0.rebuildDetectSeconds = ((recreated ?? back) - back).seconds
+            }
         } catch {
             logger.error("osmem-server did not come back", metadata: ["error": "\(error)"])
         }
