@@ -191,6 +191,10 @@ let package = Package(
         // Tests mirror targets; integration tests need the servers started by scripts/test.
         .testTarget(name: "OrderDomainTests", dependencies: ["OrderDomain"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONSupportTests", dependencies: ["JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ServiceSupportTests",
+                    dependencies: ["ServiceSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                   .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "ReadModelTests", dependencies: ["ReadModel", "IndexSchema", "JSONSupport", "OrderDomain"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ElasticsearchClientTests", dependencies: ["ElasticsearchClient", "JSONSupport", "ServiceTesting",

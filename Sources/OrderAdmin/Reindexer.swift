@@ -7,7 +7,8 @@ import ReadModel
 
 /// Zero-downtime rebuild of the order index:
 ///
-/// 1. refuse if another reindex holds the advisory lock;
+/// 1. refuse if another reindex holds the advisory lock; remove what a killed one left (its
+///    registration and half-loaded index);
 /// 2. create `<alias>_v<N>` from `mappings/`;
 /// 3. give it a catch-up alias and register that in `index_targets`, so live
 ///    indexers also write every newer change into it (nothing committed during
@@ -15,9 +16,14 @@ import ReadModel
 /// 4. stream every order, a page per short transaction, all read *after* the
 ///    registration (`FullLoader` says why no single snapshot is needed); a
 ///    refused document becomes a dead letter, and the reindex then fails;
-/// 5. refresh, then in one atomic `_aliases` call point the alias at the new
+/// 5. refresh, confirm this session still holds the lock, then in one atomic `_aliases` call point the alias at the new
 ///    index and remove the catch-up alias;
 /// 6. unregister and delete the old index unless `keepOld`.
+///
+/// A registration is in force only while the lock is held (`AdvisoryLock.isHeldSQL`): a reindex
+/// that is killed stops the live indexers' writes into its index at once. For the same reason a
+/// reindex whose session ended (a PostgreSQL restart) fails instead of swapping: the indexers
+/// stopped writing into its new index then, so it may miss changes.
 ///
 /// Indexers write to the catch-up alias with `require_alias`, so a write that
 /// races its removal fails harmlessly instead of re-creating a stray index.
@@ -76,7 +82,7 @@ public struct Reindexer: Sendable {
             let locked = try await lockConnection.query("SELECT pg_try_advisory_lock($1)", [AdvisoryLock.reindex.key]).first?.string(0) == "t"
             guard locked else { throw ReindexError.alreadyRunning }
             do {
-                let report = try await runLocked(progress: progress)
+                let report = try await runLocked(lock: lockConnection, progress: progress)
                 _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
                 return report
             } catch {
@@ -86,7 +92,8 @@ public struct Reindexer: Sendable {
         }
     }
 
-    private func runLocked(progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
+    private func runLocked(lock: ReservedConnection, progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
+        if !options.dryRun { try await Self.step("removing what an interrupted reindex left") { try await removeAbandoned() } }
         let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
         let old = try await Self.step("reading the alias") { try await retryingWhileBusy { try await client.aliasTargets(layout.alias) } }
         let newIndex = layout.newIndexName()
@@ -114,6 +121,11 @@ public struct Reindexer: Sendable {
                 try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping)) }
                 try await retryingWhileBusy { try await client.refresh(newIndex) }
             }
+            try await Self.step("confirming the reindex lock") {
+                guard try await lock.query(AdvisoryLock.reindex.isHeldHereSQL).first?.string(0) == "t" else {
+                    throw LockLost()
+                }
+            }
             try await Self.step("swapping the alias") {
                 try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) }
                                                + [.add(index: newIndex, alias: layout.alias), .remove(index: newIndex, alias: catchUp)])
@@ -132,6 +144,25 @@ public struct Reindexer: Sendable {
                 _ = try? await client.deleteIndex(newIndex)
             }
             throw error
+        }
+    }
+
+    struct LockLost: Error, CustomStringConvertible {
+        var description: String {
+            "the PostgreSQL session holding the reindex lock ended (a restart?); live changes may have missed the new index"
+        }
+    }
+
+    /// Registrations left by a reindex that was killed (this one holds the lock, so whoever made
+    /// them is gone), and the indexes behind them unless the alias points there.
+    private func removeAbandoned() async throws {
+        let live = try await retryingWhileBusy { try await client.aliasTargets(layout.alias) }
+        for row in try await pool.query("SELECT index_name FROM index_targets") {
+            let catchUp = row.string(0)!
+            let indexes = try await retryingWhileBusy { try await client.aliasTargets(catchUp) }
+            for index in indexes where !live.contains(index) { _ = try await retryingWhileBusy { try await client.deleteIndex(index) } }
+            try await unregister(catchUp)
+            logger.warning("removed an interrupted reindex's index", metadata: ["es.alias": "\(catchUp)", "es.index": "\(indexes)"])
         }
     }
 

@@ -62,19 +62,33 @@ public struct ServiceBenchmarks: Sendable {
                 try await Task.sleep(until: start + interval * i, clock: .continuous)
                 group.addTask {
                     let id = try await write(i)
-                    guard i % 10 == 0 else { return nil }
-                    let written = ContinuousClock.now
-                    while try await !visible(id) {
-                        if ContinuousClock.now - written > .seconds(30) { return 30 }
-                        try await Task.sleep(for: .milliseconds(20))
-                    }
-                    return (ContinuousClock.now - written).seconds
+                    guard Self.isProbed(i) else { return nil }
+                    return try await Self.secondsUntilVisible(since: .now) { try await visible(id) }
                 }
             }
             var latencies = Latencies()
             for try await sample in group { if let sample { latencies.add(sample) } }
             return latencies
         }
+    }
+
+    /// Every 10th write is polled until searchable.
+    static func isProbed(_ i: Int) -> Bool { i % 10 == 0 }
+
+    /// Polls `visible` every 20 ms until it holds (at most 30 s); seconds since `since`. The polls
+    /// are searches, i.e. load on the search server: a baseline that is compared with a polled
+    /// phase polls the same way.
+    static func secondsUntilVisible(since: ContinuousClock.Instant, _ visible: () async throws -> Bool) async throws -> Double {
+        while try await !visible() {
+            if ContinuousClock.now - since > .seconds(30) { return 30 }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return (ContinuousClock.now - since).seconds
+    }
+
+    /// One document by `_id`, as a search sees it (refreshed writes only).
+    static func isSearchable(_ id: String, in index: String, client: ElasticsearchClient) async throws -> Bool {
+        try await client.count(index, query: ["ids": ["values": [.string(id)]]]) > 0
     }
 
     static let queryMix = [

@@ -10,6 +10,26 @@ public enum AdvisoryLock: Int64, CaseIterable, Sendable {
 
     public var key: Int64 { rawValue }
 
+    /// An SQL condition that holds while some session holds this session lock: what a holder
+    /// registers is in force only while it runs, so a holder that was killed leaves nothing
+    /// behind. `pg_locks` shows a bigint key as its high half (`classid`) and low half (`objid`,
+    /// `objsubid` 1), and lists every database's locks: advisory locks are per database.
+    /// Integer constants of this enum, no outside text.
+    public var isHeldSQL: String {
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND \(lockColumns))"
+    }
+
+    /// Whether the session running the query holds this lock.
+    public var isHeldHereSQL: String {
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND \(lockColumns))"
+    }
+
+    private var lockColumns: String {
+        "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND " + keyColumns
+    }
+
+    private var keyColumns: String { "classid = \(UInt64(bitPattern: key) >> 32) AND objid = \(UInt64(bitPattern: key) & 0xFFFF_FFFF) AND objsubid = 1" }
+
     /// Seed of the per-key idempotency locks, `hashtextextended(key, seed)`:
     /// requests with the same `Idempotency-Key` run one after another.
     public static let idempotencyKeySeed: Int64 = 7238

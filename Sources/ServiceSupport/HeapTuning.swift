@@ -17,10 +17,15 @@ public enum HeapTuning {
     /// How often free pages are handed back.
     public static let trimInterval: Duration = .seconds(10)
 
-    /// Call first in `main`, before threads start allocating.
-    public static func limitArenas(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard environment["MALLOC_ARENA_MAX"] == nil else { return }
-        _ = callocator_limit_arenas(arenas)
+    /// Whether this build tunes glibc's allocator (false elsewhere: the calls below do nothing).
+    public static var isAvailable: Bool { callocator_is_tunable() == 1 }
+
+    /// Call first in `main`, before threads start allocating: glibc fixes the arena limit when
+    /// the first thread arena is created. True when the limit was set.
+    @discardableResult
+    public static func limitArenas(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        guard environment["MALLOC_ARENA_MAX"] == nil else { return false }
+        return callocator_limit_arenas(arenas) == 1
     }
 
     /// Hands free pages back to the kernel now.

@@ -106,6 +106,70 @@ import Testing
         }
     }
 
+    /// A reindex killed mid-load leaves its registration and half-loaded index, but its lock went
+    /// with its session: live indexers stop writing into that index, and the next reindex removes both.
+    @Test func aKilledReindexLeavesNothingInForce() async throws {
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(5, customerID: customer)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            let abandoned = "\(h.alias)_v19990101000000000"
+            _ = try await h.elasticsearch.createIndex(abandoned, body: try IndexLayout.mapping())
+            try await h.elasticsearch.updateAliases([.add(index: abandoned, alias: "\(abandoned)_catchup")])
+            try await h.database.pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", ["\(abandoned)_catchup"])
+            _ = try await h.api.placeOrders(5, customerID: customer)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            try await h.elasticsearch.refresh(abandoned)
+            #expect(try await h.elasticsearch.count(abandoned) == 0)
+            let report = try await reindexer(h).run()
+            #expect(try await !h.elasticsearch.indexExists(abandoned))
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == [report.newIndex])
+            #expect(try await h.elasticsearch.count(h.alias) == 10)
+            await indexer.stop()
+        }
+    }
+
+    /// The session holding the reindex lock ends mid-load (as in a PostgreSQL restart): indexers
+    /// stopped writing into the new index then, so the reindex must fail rather than swap.
+    @Test func aReindexThatLostItsLockDoesNotSwap() async throws {
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(100, customerID: customer)
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let live = try await h.elasticsearch.aliasTargets(h.alias)
+            let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
+            try await withScoped({ proxy }, stop: { await $0.stop() }) { proxy in
+                let port = try await proxy.start()
+                proxy.setPersistent(.delay(.milliseconds(100)))  // a load slow enough to lose the lock in
+                try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")) },
+                                     stop: { await $0.shutdown() }) { proxied in
+                    let terminated = Locked(false)
+                    let pool = h.database.pool
+                    await #expect(throws: Reindexer.ReindexError.self) {
+                        try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
+                            guard done >= 10, terminated.update({ let first = !$0; $0 = true; return first }) else { return }
+                            Task {
+                                try await pool.query("""
+                                    SELECT pg_terminate_backend(pid) FROM pg_locks
+                                    WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                      AND objid = \(UInt64(AdvisoryLock.reindex.key) & 0xFFFF_FFFF)
+                                    """)
+                            }
+                        }
+                    }
+                    #expect(terminated.value)
+                }
+            }
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+            let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
+            #expect(indices == live)
+        }
+    }
+
     @Test func secondConcurrentReindexRefuses() async throws {
         try await IndexerHarness.with() { h in
             let holder = try LibPQConnection(connectionString: h.database.url)

@@ -1,0 +1,34 @@
+import Logging
+import ServiceLifecycle
+import ServiceSupport
+import Testing
+
+/// The allocator tuning every service runs with: really calling glibc (a C file that tested for
+/// glibc before including any libc header once compiled both calls to no-ops), and a trimmer
+/// that never delays a stop.
+@Suite struct HeapTuningTests {
+    #if os(Linux)
+    @Test func callsGlibcOnLinux() {
+        #expect(HeapTuning.isAvailable)
+        #expect(HeapTuning.limitArenas(environment: [:]))
+        HeapTuning.trim()
+    }
+    #endif
+
+    @Test func anOperatorsMallocArenaMaxWins() {
+        #expect(!HeapTuning.limitArenas(environment: ["MALLOC_ARENA_MAX": "8"]))
+    }
+
+    @Test func theTrimmerStopsAtOnceOnGracefulShutdown() async throws {
+        let group = ServiceGroup(services: [HeapTrimmer()], logger: Logger(label: "heap-tuning-test"))
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Task.sleep(for: .milliseconds(100))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        // Sleeping out its 10 s interval would hold the process's stop (guarantee 7) that long.
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
+}
