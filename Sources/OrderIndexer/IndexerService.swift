@@ -113,8 +113,7 @@ public struct IndexerService: Service {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
         let processor = processor(worker: worker, ackTimings: ackTimings)
-        let batches = configuration.processor
-        var limit = batches.batchSize
+        var sizer = BatchSizer(normal: configuration.processor.batchSize, backlog: configuration.processor.backlogBatchSize)
         var failures = 0
         while !Task.isCancelled, !stopping.isSet {
             let generation = wake.generation
@@ -123,9 +122,8 @@ public struct IndexerService: Service {
                 continue
             }
             do {
-                let processed = try await processor.processBatch(limit: limit)
-                // A full batch means a backlog: larger batches (and bulk requests) until it is gone.
-                limit = processed >= limit ? batches.backlogBatchSize : batches.batchSize
+                let processed = try await processor.processBatch(limit: sizer.next)
+                sizer.completed(processed)
                 failures = 0
                 if processed > 0 { continue }
                 await wake.wait(after: generation, timeout: configuration.pollInterval)
@@ -139,7 +137,9 @@ public struct IndexerService: Service {
             } catch {
                 // The batch was handed back; backing off lets healthier workers take it meanwhile.
                 failures += 1
-                logger.warning("batch failed; handed back, will retry", metadata: ["error": "\(error)", "indexer.failures": "\(failures)"])
+                sizer.failed()
+                logger.warning("batch failed; handed back, will retry",
+                               metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
                 try? await Task.sleep(for: Backoff.batch.delay(attempt: failures))
             }
         }

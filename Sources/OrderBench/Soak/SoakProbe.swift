@@ -20,12 +20,20 @@ final class SoakProbe: Sendable {
         var rssGrowth: Double { worstRSS?.growth ?? 1 }
 
         /// The process whose memory grew most: its peaks in MB before and after the middle of its life, and how long it was observed.
-        var worstRSS: (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? {
+        var worstRSS: (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? { worst { $0.max() ?? 0 } }
+
+        /// The same with each half's median instead of its peak: a one-off peak (a rebuild's large
+        /// pages) moves the peaks, a leak moves the medians too.
+        var worstMedianRSS: (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? {
+            worst { values in values.sorted()[values.count / 2] }
+        }
+
+        private func worst(_ summary: ([Double]) -> Double) -> (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? {
             rss.values.compactMap { samples -> (growth: Double, earlyMB: Double, lateMB: Double, seconds: Double)? in
                 guard let first = samples.first?.0, let last = samples.last?.0, last - first >= 120 else { return nil }
                 let middle = (first + last) / 2
-                let early = samples.filter { $0.0 <= middle }.map(\.1).max() ?? 0
-                let late = samples.filter { $0.0 > middle }.map(\.1).max() ?? 0
+                let early = summary(samples.filter { $0.0 <= middle }.map(\.1))
+                let late = summary(samples.filter { $0.0 > middle }.map(\.1))
                 return (late / max(early, 0.001), early, late, last - first)
             }.max { $0.growth < $1.growth }
         }

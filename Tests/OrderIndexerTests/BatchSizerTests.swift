@@ -1,0 +1,37 @@
+@testable import OrderIndexer
+import Testing
+
+/// Claim sizes: small without a backlog, large under one, and backing off when the cluster
+/// cannot finish what it is sent.
+@Suite struct BatchSizerTests {
+    @Test func growsUnderABacklogAndShrinksWhenItIsGone() {
+        var sizer = BatchSizer(normal: 500, backlog: 2000)
+        #expect(sizer.next == 500)
+        sizer.completed(500)
+        #expect(sizer.next == 2000)
+        sizer.completed(2000)
+        #expect(sizer.next == 2000)
+        sizer.completed(12)
+        #expect(sizer.next == 500)
+    }
+
+    @Test func failuresHalveTheSizeDownToTheFloorAndFullBatchesDoubleItBack() {
+        var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
+        sizer.completed(500)
+        var sizes: [Int] = []
+        for _ in 0..<7 { sizer.failed(); sizes.append(sizer.next) }
+        #expect(sizes == [1000, 500, 250, 125, 62, 50, 50])
+        var growth: [Int] = []
+        for _ in 0..<8 { sizer.completed(sizer.next); growth.append(sizer.next) }
+        #expect(growth == [50, 100, 200, 400, 800, 1600, 2000, 2000])
+    }
+
+    @Test func withoutABacklogAfterFailuresItStaysWithinTheCeiling() {
+        var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
+        sizer.failed()
+        sizer.failed()
+        #expect(sizer.next == 125)
+        sizer.completed(3)
+        #expect(sizer.next == 125)
+    }
+}
