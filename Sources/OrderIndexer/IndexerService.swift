@@ -41,6 +41,9 @@ public struct IndexerService: Service {
     /// search server spends itself on the rebuild's large requests, not on small live ones.
     /// The events wait in the outbox and drain in large batches once the rebuild is done.
     let rebuilding = Flag()
+    /// After a failed batch, no worker of this process claims before this instant: the events it
+    /// handed back (with a NOTIFY) should go to a healthier indexer, not to this one's next worker.
+    let claimPause = ClaimPause()
 
     public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, databaseURL: String,
                 configuration: Configuration = .init(), logger: Logger) {
@@ -121,6 +124,7 @@ public struct IndexerService: Service {
                 try? await Task.sleep(for: configuration.pollInterval)
                 continue
             }
+            if let remaining = claimPause.remaining { try? await Task.sleep(for: remaining) }
             do {
                 let processed = try await processor.processBatch(limit: sizer.next)
                 sizer.completed(processed)
@@ -140,7 +144,9 @@ public struct IndexerService: Service {
                 sizer.failed()
                 logger.warning("batch failed; handed back, will retry",
                                metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
-                try? await Task.sleep(for: Backoff.batch.delay(attempt: failures))
+                let delay = Backoff.batch.delay(attempt: failures)
+                claimPause.extend(to: .now + delay)
+                try? await Task.sleep(for: delay)
             }
         }
     }
@@ -165,6 +171,16 @@ public struct IndexerService: Service {
             try? await Task.sleep(for: .seconds(2))
         }
     }
+}
+
+/// An instant before which this process's workers claim nothing (see `claimPause`).
+final class ClaimPause: Sendable {
+    private let until = Mutex(ContinuousClock.Instant.now)
+    var remaining: Duration? {
+        let left = until.withLock { $0 } - .now
+        return left > .zero ? left : nil
+    }
+    func extend(to instant: ContinuousClock.Instant) { until.withLock { $0 = max($0, instant) } }
 }
 
 /// A yes/no shared between the indexer's tasks (asked to stop; a rebuild under way).
