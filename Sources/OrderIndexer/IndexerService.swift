@@ -124,7 +124,10 @@ public struct IndexerService: Service {
                 try? await Task.sleep(for: configuration.pollInterval)
                 continue
             }
-            if let remaining = claimPause.remaining { try? await Task.sleep(for: remaining) }
+            if let remaining = claimPause.remaining {
+                try? await Task.sleep(for: remaining)
+                continue  // asked to stop meanwhile, or a rebuild began: the loop checks again
+            }
             do {
                 let processed = try await processor.processBatch(limit: sizer.next)
                 sizer.completed(processed)

@@ -153,9 +153,9 @@ public struct OutboxProcessor: Sendable {
         }.value
     }
 
-    /// Catch-up aliases of a running reindex: every change is written to them too.
-    /// A running reindex's new index, registered for catch-up. Only while that reindex runs (holds
-    /// its lock): one that was killed would otherwise have every write go to its abandoned index too.
+    /// Catch-up aliases of a running reindex: every change is written to them too, but only while
+    /// that reindex runs (holds its lock): one that was killed would otherwise have every write go
+    /// to its abandoned index as well.
     private func catchUpTargets() async throws -> [String] {
         try await pool.query("SELECT index_name FROM index_targets WHERE \(AdvisoryLock.reindex.isHeldSQL) ORDER BY index_name")
             .map { $0.string(0)! }

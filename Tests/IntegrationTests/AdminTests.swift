@@ -18,6 +18,25 @@ import Testing
                          logger: TestEnvironment.logger)
     }
 
+    /// A client whose requests pass through a fault proxy; both are closed afterwards.
+    func withProxiedClient(_ body: (FaultProxy, ElasticsearchClient) async throws -> Void) async throws {
+        let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
+        try await withScoped({ proxy }, stop: { await $0.stop() }) { proxy in
+            let port = try await proxy.start()
+            try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")) },
+                                 stop: { await $0.shutdown() }) { try await body(proxy, $0) }
+        }
+    }
+
+    /// A failed reindex left everything as it was: the alias on `live`, nothing registered for
+    /// catch-up, and no other index under the alias's prefix.
+    func expectLiveIndexUntouched(_ h: IndexerHarness, live: [String]) async throws {
+        #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
+        #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+        let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
+        #expect(indices == live)
+    }
+
     /// Reindex while writers and readers run: no failed search, never fewer of the
     /// pre-existing orders, exact counts afterwards, verify clean.
     @Test func reindexUnderLoadLosesNothing() async throws {
@@ -83,25 +102,17 @@ import Testing
             #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
             let live = try await h.elasticsearch.aliasTargets(h.alias)
 
-            let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
-            let port = try await proxy.start()
-            let proxied = ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
-            let injected = Locked(false)
-            await #expect(throws: Reindexer.ReindexError.self) {
-                try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
-                    if done >= 20, injected.update({ let first = !$0; $0 = true; return first }) { proxy.inject(.status(400)) }
+            try await withProxiedClient { proxy, proxied in
+                let injected = Locked(false)
+                await #expect(throws: Reindexer.ReindexError.self) {
+                    try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
+                        if done >= 20, injected.update({ let first = !$0; $0 = true; return first }) { proxy.inject(.status(400)) }
+                    }
                 }
+                #expect(injected.value)
             }
-            let didInject = injected.value
-            #expect(didInject)
-            #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
+            try await expectLiveIndexUntouched(h, live: live)
             #expect(try await h.elasticsearch.count(h.alias) == 100)
-            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
-            // Only the live index remains under this alias's prefix.
-            let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
-            #expect(indices == live)
-            await proxied.shutdown()
-            await proxy.stop()
             await indexer.stop()
         }
     }
@@ -139,34 +150,26 @@ import Testing
             _ = try await h.api.placeOrders(100, customerID: customer)
             _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
             let live = try await h.elasticsearch.aliasTargets(h.alias)
-            let proxy = FaultProxy(upstream: try TestEnvironment.elasticsearchURL, logger: TestEnvironment.logger)
-            try await withScoped({ proxy }, stop: { await $0.stop() }) { proxy in
-                let port = try await proxy.start()
+            try await withProxiedClient { proxy, proxied in
                 proxy.setPersistent(.delay(.milliseconds(100)))  // a load slow enough to lose the lock in
-                try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")) },
-                                     stop: { await $0.shutdown() }) { proxied in
-                    let terminated = Locked(false)
-                    let pool = h.database.pool
-                    await #expect(throws: Reindexer.ReindexError.self) {
-                        try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
-                            guard done >= 10, terminated.update({ let first = !$0; $0 = true; return first }) else { return }
-                            Task {
-                                try await pool.query("""
-                                    SELECT pg_terminate_backend(pid) FROM pg_locks
-                                    WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
-                                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                                      AND objid = \(UInt64(AdvisoryLock.reindex.key) & 0xFFFF_FFFF)
-                                    """)
-                            }
+                let terminated = Locked(false)
+                let pool = h.database.pool
+                await #expect(throws: Reindexer.ReindexError.self) {
+                    try await reindexer(h, client: proxied, batchSize: 10).run { done, _ in
+                        guard done >= 10, terminated.update({ let first = !$0; $0 = true; return first }) else { return }
+                        Task {
+                            try await pool.query("""
+                                SELECT pg_terminate_backend(pid) FROM pg_locks
+                                WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+                                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                  AND objid = \(UInt64(AdvisoryLock.reindex.key) & 0xFFFF_FFFF)
+                                """)
                         }
                     }
-                    #expect(terminated.value)
                 }
+                #expect(terminated.value)
             }
-            #expect(try await h.elasticsearch.aliasTargets(h.alias) == live)
-            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
-            let indices = try await h.elasticsearch.request("GET", "/\(h.alias)_v*/_alias").objectValue?.keys ?? []
-            #expect(indices == live)
+            try await expectLiveIndexUntouched(h, live: live)
         }
     }
 
