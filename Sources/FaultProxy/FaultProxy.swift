@@ -21,10 +21,15 @@ public final class FaultProxy: Sendable {
         case reset
         /// Wait, then forward normally.
         case delay(Duration)
+        /// Forward, then close the connection without answering: the request took effect upstream
+        /// but the client never learns it (as when an answer is lost to a timeout).
+        case dropAnswer
     }
 
     private struct Schedule {
         var queued: [Fault] = []
+        /// Faults for the next requests whose `METHOD uri` starts with the given prefix, ahead of `queued`.
+        var targeted: [(prefix: String, fault: Fault)] = []
         var persistent: Fault?
         /// Every n-th request gets `periodicFault`.
         var period = 0
@@ -59,6 +64,12 @@ public final class FaultProxy: Sendable {
         schedule.withLock { $0.queued.append(contentsOf: Array(repeating: fault, count: count)) }
     }
 
+    /// The next `count` requests whose `METHOD uri` starts with `prefix` (say `"POST /_aliases"`)
+    /// get `fault`; other requests pass by.
+    public func inject(_ fault: Fault, count: Int = 1, onRequestsStartingWith prefix: String) {
+        schedule.withLock { $0.targeted.append(contentsOf: Array(repeating: (prefix, fault), count: count)) }
+    }
+
     /// Every request gets `fault` until cleared with nil.
     public func setPersistent(_ fault: Fault?) { schedule.withLock { $0.persistent = fault } }
 
@@ -73,11 +84,12 @@ public final class FaultProxy: Sendable {
     public var requestCount: Int { schedule.withLock { $0.requests } }
     public var faultsInjected: Int { schedule.withLock { $0.faultsInjected } }
 
-    func nextFault() -> Fault? {
+    func nextFault(for request: String) -> Fault? {
         schedule.withLock { s in
             s.requests += 1
             var fault: Fault?
-            if !s.queued.isEmpty { fault = s.queued.removeFirst() }
+            if let i = s.targeted.firstIndex(where: { request.hasPrefix($0.prefix) }) { fault = s.targeted.remove(at: i).fault }
+            else if !s.queued.isEmpty { fault = s.queued.removeFirst() }
             else if let p = s.persistent { fault = p }
             else if s.period > 0, s.requests % s.period == 0 { fault = s.periodicFault }
             if fault != nil { s.faultsInjected += 1 }
@@ -148,7 +160,7 @@ public final class FaultProxy: Sendable {
                     body.append(contentsOf: buffer.readableBytesView)
                 case .end:
                     guard let request = head else { continue }
-                    let fault = nextFault()
+                    let fault = nextFault(for: "\(request.method.rawValue) \(request.uri)")
                     switch fault {
                     case .reset?:
                         // Drop the connection mid-request: the client sees it closed with no answer.
@@ -161,7 +173,7 @@ public final class FaultProxy: Sendable {
                         continue
                     case .delay(let duration)?:
                         try await Task.sleep(for: duration)
-                    case nil:
+                    case .dropAnswer?, nil:
                         break
                     }
                     let forwarded: HTTPResponse
@@ -173,6 +185,10 @@ public final class FaultProxy: Sendable {
                     } catch {
                         try await write(outbound, status: 502, headers: [("content-type", "application/json")],
                                         body: Array("{\"error\":\"upstream unavailable\",\"status\":502}".utf8), keepAlive: false)
+                        return
+                    }
+                    if fault == .dropAnswer {
+                        try? await underlying.close()
                         return
                     }
                     let headers = forwarded.headers.filter { !["content-length", "connection", "transfer-encoding", "keep-alive"].contains($0.0) }

@@ -29,8 +29,9 @@ import ReadModel
 /// races its removal fails harmlessly instead of re-creating a stray index.
 /// Any failure before the swap unregisters and deletes the new index (and with
 /// it the catch-up alias) and leaves the alias untouched. Idempotent cluster
-/// calls wait out a busy cluster (`retryingWhileBusy`); the alias swap is not
-/// retried, because a second attempt after one that was applied is not a no-op.
+/// calls wait out a busy cluster (`retryingWhileBusy`); the alias swap reads the alias back
+/// before it tries again (`swapAlias`), because a second attempt after one that was applied is
+/// not a no-op.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
         public var batchSize = 2000
@@ -126,10 +127,7 @@ public struct Reindexer: Sendable {
                     throw LockLost()
                 }
             }
-            try await Self.step("swapping the alias") {
-                try await client.updateAliases(old.map { .remove(index: $0, alias: layout.alias) }
-                                               + [.add(index: newIndex, alias: layout.alias), .remove(index: newIndex, alias: catchUp)])
-            }
+            try await Self.step("swapping the alias") { try await swapAlias(from: old, to: newIndex, catchUp: catchUp) }
             // From here on the alias points at the new index, which is complete.
             try await unregister(catchUp)
             if !options.keepOld {
@@ -144,6 +142,38 @@ public struct Reindexer: Sendable {
                 _ = try? await client.deleteIndex(newIndex)
             }
             throw error
+        }
+    }
+
+    /// Points the alias at `newIndex` and removes the catch-up alias in one atomic `_aliases` call.
+    ///
+    /// A busy cluster can apply the call and still lose its answer (a timeout, a dropped
+    /// connection), and a blind repeat of an applied swap is not a no-op: its `remove … must_exist`
+    /// actions fail. So after any failure the alias is read back: already on `newIndex` means the
+    /// swap took effect; still on `old` after a transient failure means it did not, and it is tried
+    /// again; anything else (someone else moved the alias) fails the reindex.
+    private func swapAlias(from old: [String], to newIndex: String, catchUp: String) async throws {
+        let actions: [ElasticsearchClient.AliasAction] = old.map { .remove(index: $0, alias: layout.alias) }
+            + [.add(index: newIndex, alias: layout.alias), .remove(index: newIndex, alias: catchUp)]
+        try await retryingWhileBusy {
+            do {
+                try await client.updateAliases(actions)
+            } catch {
+                let now = try await retryingWhileBusy { try await client.aliasTargets(layout.alias) }
+                if now == [newIndex] {
+                    logger.warning("the alias swap's answer was lost, but the swap took effect", metadata: ["es.error": "\(error)"])
+                    return
+                }
+                guard now == old else { throw AliasMoved(expected: old, found: now, underlying: "\(error)") }
+                throw error  // unchanged: retried while transient
+            }
+        }
+    }
+
+    struct AliasMoved: Error, CustomStringConvertible {
+        let expected: [String], found: [String], underlying: String
+        var description: String {
+            "the alias points at \(found), not at \(expected) as when the reindex began (\(underlying)); left as it is"
         }
     }
 

@@ -173,6 +173,34 @@ import Testing
         }
     }
 
+    /// The swap's answer is lost after the cluster applied it (`dropAnswer`), or the cluster refuses
+    /// it as busy (503) or drops the connection before forwarding it: the reindex reads the alias
+    /// back and either sees it done or tries again, and succeeds either way.
+    @Test(arguments: [FaultProxy.Fault.dropAnswer, .status(503), .reset])
+    func anUncertainAliasSwapIsSettledByReadingTheAliasBack(fault: FaultProxy.Fault) async throws {
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(30, customerID: customer)
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let old = try await h.elasticsearch.aliasTargets(h.alias)
+            let newIndex = Locked("")
+            try await withProxiedClient { proxy, proxied in
+                let report = try await reindexer(h, client: proxied, batchSize: 10).run { done, total in
+                    // Loaded: the next `_aliases` call is the swap.
+                    if done == total { proxy.inject(fault, onRequestsStartingWith: "POST /_aliases") }
+                }
+                #expect(proxy.faultsInjected == 1)
+                #expect(report.oldIndices == old)
+                newIndex.update { $0 = report.newIndex }
+            }
+            #expect(try await h.elasticsearch.aliasTargets(h.alias) == [newIndex.value])
+            #expect(try await h.elasticsearch.aliasTargets("\(newIndex.value)_catchup") == [])
+            #expect(try await !h.elasticsearch.indexExists(old[0]))
+            #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)
+            #expect(try await h.elasticsearch.count(h.alias) == 30)
+        }
+    }
+
     @Test func secondConcurrentReindexRefuses() async throws {
         try await IndexerHarness.with() { h in
             let holder = try LibPQConnection(connectionString: h.database.url)
