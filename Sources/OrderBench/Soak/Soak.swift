@@ -93,12 +93,27 @@ public struct Soak: Sendable {
     }
 
     /// Polls until the outbox is empty and the index matches PostgreSQL exactly; when that happened.
+    /// What it is still waiting for is logged every 30 s, so a soak that never converges says why.
     private func waitUntilExact(pool: PostgresPool, stack: SoakStack, timeout: Duration) async throws -> ContinuousClock.Instant? {
         let started = ContinuousClock.now
+        var lastLog = started
         while ContinuousClock.now - started < timeout {
-            if (try? await pool.query("SELECT count(*) FROM outbox").first?.int(0)) == 0,
-               let report = try? await compare(pool: pool, stack: stack), report.drifted == 0, report.lagging == 0 {
-                return .now
+            let state: String
+            do {
+                let outbox = try await pool.query("SELECT count(*), COALESCE(max(attempts), 0) FROM outbox").first
+                if outbox?.int(0) == 0 {
+                    let report = try await compare(pool: pool, stack: stack)
+                    if report.drifted == 0 && report.lagging == 0 { return .now }
+                    state = "missing \(report.missing), stale \(report.stale), extra \(report.extra), lagging \(report.lagging)"
+                } else {
+                    state = "outbox \(outbox?.int(0) ?? -1) events, most attempts \(outbox?.int(1) ?? -1)"
+                }
+            } catch {
+                state = "\(error)"
+            }
+            if ContinuousClock.now - lastLog >= .seconds(30) {
+                lastLog = .now
+                logger.warning("the read side is not exact yet", metadata: ["soak.waiting": "\(state)"])
             }
             try await Task.sleep(for: .seconds(1))
         }
