@@ -90,7 +90,9 @@ public final class CurlHTTPClient: Sendable {
         let configuration = self.configuration
         let timeoutMs = Self.milliseconds(timeout ?? configuration.requestTimeout)
         let connectMs = Self.milliseconds(configuration.connectTimeout)
-        let lowSpeedSeconds = max(1, Int(configuration.lowSpeedTime.components.seconds))
+        // A server busy with a request sends nothing until it is done, which the low-speed limit
+        // cannot tell from a dead peer: a caller that asks for a longer wait gets it.
+        let lowSpeedSeconds = max(1, Int(max(configuration.lowSpeedTime, timeout ?? .zero).components.seconds))
         let capacity = configuration.threads + configuration.maxQueued
         guard admitted.withLock({ count in
             guard count < capacity else { return false }

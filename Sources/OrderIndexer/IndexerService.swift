@@ -53,9 +53,11 @@ public struct IndexerService: Service {
         self.databaseURL = databaseURL
         self.configuration = configuration
         self.logger = logger
+        writer = BulkWriter(client: client, logger: logger)
     }
 
-    var writer: BulkWriter { BulkWriter(client: client, logger: logger) }
+    /// One for the process, so all its workers learn the cluster's latency together (`AdaptiveTimeout`).
+    let writer: BulkWriter
 
     /// Names a worker in its leases: host, process and a random part, so two starts never share a name.
     static let instance = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(UInt32.random(in: 0...UInt32.max))"

@@ -77,6 +77,34 @@ struct OutboxLease: Sendable {
             .filter { $0.int64("id") == progress.id }.isEmpty
     }
 
+    /// Runs `body` while extending the lease on `ids` every third of its duration. A slow cluster
+    /// that is still answering must not make the lease lapse while a request is out: another worker
+    /// would send the same documents again and the busy cluster do the work twice. The bound on
+    /// holding events stays: a crashed worker stops renewing, so its events come back after one
+    /// lease, and a worker whose cluster fails or stops answering gives them back after its
+    /// hand-back time and request timeout (`BulkWriter`, `AdaptiveTimeout`).
+    func renewing<T>(_ ids: [Int64], _ body: () async throws -> T) async throws -> T {
+        let interval = duration / 3
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: interval)
+                    try? await extend(ids)
+                }
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    /// Extends the lease on those of `ids` this worker still holds (the acknowledged ones are gone).
+    func extend(_ ids: [Int64]) async throws {
+        try await pool.query("""
+            UPDATE outbox SET lease_until = clock_timestamp() + $3::interval
+            WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2
+            """, [PostgresTextArray(ids.map(String.init)), owner, duration])
+    }
+
     /// Hands rows back, claimable by any worker at once, and wakes the indexers (NOTIFY) so a
     /// healthy one takes them before this worker, which backs off, comes back.
     func release(_ ids: [Int64]) async throws {

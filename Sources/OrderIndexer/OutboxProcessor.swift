@@ -73,26 +73,34 @@ public struct OutboxProcessor: Sendable {
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
-            let targets = try await catchUpTargets()
-            // Order events and the changes of customers with few orders: one set of bulk requests.
-            let plan = try await planBatch(events)
-            let rejected = try await index(ids: plan.orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
-                (plan.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
-            }
-            try await lease.acknowledge(plan.atOnce.map(\.id), deadLetters: rejected)
-            recordDeadLetters(rejected)
-            unacknowledged.subtract(plan.atOnce.map(\.id))
-            recordAcknowledged(plan.atOnce)
-            // Customers with many orders: chunk by chunk, resumable.
-            for changes in plan.inChunks {
-                if try await fanOut(changes, targets: targets) { recordAcknowledged(changes) }
-                unacknowledged.subtract(changes.map(\.id))
+            try await lease.renewing(events.map(\.id)) {
+                try await indexAndAcknowledge(events, unacknowledged: &unacknowledged)
             }
         } catch {
             await handBack(unacknowledged.sorted())
             throw error
         }
         return events.count
+    }
+
+    /// Order events and small customers' changes at once, then large customers' changes chunk by
+    /// chunk; removes from `unacknowledged` what it acknowledged.
+    private func indexAndAcknowledge(_ events: [ClaimedEvent], unacknowledged: inout Set<Int64>) async throws {
+        let targets = try await catchUpTargets()
+        // Order events and the changes of customers with few orders: one set of bulk requests.
+        let plan = try await planBatch(events)
+        let rejected = try await index(ids: plan.orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+            (plan.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
+        }
+        try await lease.acknowledge(plan.atOnce.map(\.id), deadLetters: rejected)
+        recordDeadLetters(rejected)
+        unacknowledged.subtract(plan.atOnce.map(\.id))
+        recordAcknowledged(plan.atOnce)
+        // Customers with many orders: chunk by chunk, resumable.
+        for changes in plan.inChunks {
+            if try await fanOut(changes, targets: targets) { recordAcknowledged(changes) }
+            unacknowledged.subtract(changes.map(\.id))
+        }
     }
 
     /// What one batch indexes at once, and which customer changes fan out chunk by chunk.

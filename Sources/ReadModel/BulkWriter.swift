@@ -6,14 +6,26 @@ import RetryPolicy
 /// Sends bulk requests until every item has a final outcome: transient
 /// failures (connection, timeout, 429, 5xx — whole request or single items)
 /// are retried with exponential backoff and full jitter, never dropped.
+/// Each request waits as long as `timeout` says: the cluster's own recent
+/// latency, so a busy cluster is not sent the same work again while it is
+/// still doing it.
 public struct BulkWriter: Sendable {
     public let client: ElasticsearchClient
     let logger: Logger
     public var backoff: Backoff = .bulk
+    /// Shared by every copy of this writer: a process's requests wait in the same queue.
+    public let timeout: AdaptiveTimeout
 
     public init(client: ElasticsearchClient, logger: Logger) {
         self.client = client
         self.logger = logger
+        timeout = AdaptiveTimeout(Self.timeoutPolicy(requestTimeout: client.configuration.requestTimeout))
+    }
+
+    /// A bulk request waits at least the client's request timeout (`ES_REQUEST_TIMEOUT_MS`), and up
+    /// to four times that for a cluster that keeps answering, only slowly.
+    public static func timeoutPolicy(requestTimeout: Duration) -> AdaptiveTimeout.Policy {
+        AdaptiveTimeout.Policy(floor: requestTimeout, ceiling: requestTimeout * 4)
     }
 
     /// Transient failures went on past the caller's deadline (see `write(_:count:giveUpAt:)`).
@@ -37,7 +49,8 @@ public struct BulkWriter: Sendable {
             let request = build { pendingSet.contains($0) }
             let start = ContinuousClock.now
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
-            do { sent = .success(try await client.bulk(request)) } catch { sent = .failure(error) }
+            do { sent = .success(try await client.bulk(request, timeout: timeout.current)) } catch { sent = .failure(error) }
+            learnTimeout(from: sent, latency: ContinuousClock.now - start)
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -67,4 +80,14 @@ public struct BulkWriter: Sendable {
         return outcomes.map { $0 ?? .applied }
     }
 
+    /// Any HTTP answer tells how long the cluster takes; no answer in time is a timeout.
+    private func learnTimeout(from sent: Result<[BulkItemOutcome], ElasticsearchError>, latency: Duration) {
+        switch sent {
+        case .success: timeout.answered(after: latency)
+        case .failure(let error) where error.code == .timeout: timeout.timedOut()
+        case .failure(let error) where error.status != nil: timeout.answered(after: latency)
+        case .failure: return
+        }
+        Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
+    }
 }

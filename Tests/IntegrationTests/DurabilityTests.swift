@@ -79,6 +79,62 @@ import Testing
         }
     }
 
+    /// Every bulk request answered, but only after 5 s, beside a 2 s lease: the worker renews its
+    /// lease while the request is out, so no other worker claims the same events and the busy
+    /// cluster is sent each of them once.
+    @Test func aSlowClusterIsNotSentTheSameEventsTwice() async throws {
+        try await IndexerHarness.with { h in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.inject(.delay(.seconds(5)), count: 100, onRequestsStartingWith: "POST /_bulk")
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(10, customerID: customer)
+            let indexer = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 2) {
+                $0.processor.lease = .seconds(2)
+                $0.processor.handBackAfter = .seconds(1)
+            }
+            var attempts = 0
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(30), try await h.outboxCount() > 0 {
+                attempts = max(attempts, try await h.database.count("SELECT COALESCE(max(attempts), 0) FROM outbox"))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(try await h.outboxCount() == 0)
+            #expect(attempts == 1, "events were claimed again while their bulk request was out")
+            #expect(await h.inSync())
+            await indexer.stop()
+            await proxy.stop()
+        }
+    }
+
+    /// Every bulk request takes 3 s, longer than the client's 2 s request timeout: the first is
+    /// abandoned, and the writer waits longer for the next instead of abandoning the same work
+    /// again and again until it gives up.
+    @Test func theBulkWriterWaitsLongerForAClusterSlowerThanItsTimeout() async throws {
+        try await IndexerHarness.with { h in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.delay(.seconds(3)))
+            var configuration = ElasticsearchClient.Configuration(baseURL: "http://127.0.0.1:\(port)")
+            configuration.requestTimeout = .seconds(2)
+            configuration.lowSpeedTime = .seconds(1)  // a longer timeout lifts it: the server sends nothing until done
+            let client = ElasticsearchClient(configuration: configuration)
+            let writer = BulkWriter(client: client, logger: TestEnvironment.logger)
+            let outcomes = try await writer.write({ _ in
+                var request = BulkRequest()
+                request.index(h.alias, id: "slow-1", version: 1, requireAlias: true) { $0.value(["order_id": "slow-1"]) }
+                return request
+            }, count: 1, giveUpAt: .now + .seconds(20))
+            #expect(outcomes == [.applied] || outcomes == [.stale])  // stale: the server did the abandoned request all the same
+            #expect(proxy.requestCount == 2)  // one abandoned, one answered
+            #expect(writer.timeout.current >= .seconds(4))
+            await client.shutdown()
+            await proxy.stop()
+        }
+    }
+
     /// A customer rename fans out in chunks; the indexer is killed mid-way; the next one resumes
     /// from the recorded progress (never below it) and every order shows the new name.
     @Test func customerFanOutResumesFromItsProgress() async throws {

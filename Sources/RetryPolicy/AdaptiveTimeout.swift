@@ -1,0 +1,72 @@
+import Synchronization
+
+/// How long to wait for a server that is slow but answering, learned from its answers.
+///
+/// Why not a fixed timeout: a request that times out is not undone. The server goes on
+/// with it, and the retry queues the same work behind it. When a saturated server's queue
+/// grows past a fixed timeout, every request is abandoned and sent again, and the server
+/// spends itself on answers nobody reads: a 30-minute soak saw bulk requests to a busy
+/// search server time out and be re-sent up to 23 times while the outbox drained at about
+/// 3 events/s. So the timeout follows the latency the server shows:
+///
+/// - every answer sets it to at least `multiple` × that answer's latency, and lets it decay
+///   by a tenth toward `floor` otherwise, so it rises as fast as the queue and falls slowly;
+/// - a timeout doubles it, but only if an answer arrived since the previous timeout: a
+///   server that stops answering altogether (a black hole rather than a slow server) raises
+///   it at most once, so whoever waits on it with work in hand gives that work up in bounded time;
+/// - it always stays within `floor...ceiling`.
+///
+/// One instance is shared by all of a process's requests to the same server (a reference
+/// type on purpose): they all wait in the same queue.
+public final class AdaptiveTimeout: Sendable {
+    public struct Policy: Sendable, Equatable {
+        public var floor: Duration
+        public var ceiling: Duration
+        public var multiple: Int
+
+        public init(floor: Duration, ceiling: Duration, multiple: Int = 3) {
+            self.floor = floor
+            self.ceiling = max(ceiling, floor)
+            self.multiple = max(1, multiple)
+        }
+    }
+
+    private struct State {
+        var current: Duration
+        var answeredSinceTimeout = true
+    }
+
+    public let policy: Policy
+    private let state: Mutex<State>
+
+    public init(_ policy: Policy) {
+        self.policy = policy
+        state = Mutex(State(current: policy.floor))
+    }
+
+    /// The timeout for the next request.
+    public var current: Duration { state.withLock { $0.current } }
+
+    /// The server answered (any HTTP answer) after `latency`.
+    public func answered(after latency: Duration) {
+        let policy = self.policy
+        state.withLock { state in
+            let decayed = state.current - (state.current - policy.floor) / 10
+            state.current = Self.clamp(max(decayed, latency * policy.multiple), policy)
+            state.answeredSinceTimeout = true
+        }
+    }
+
+    /// A request got no answer within its timeout.
+    public func timedOut() {
+        let policy = self.policy
+        state.withLock { state in
+            if state.answeredSinceTimeout { state.current = Self.clamp(state.current * 2, policy) }
+            state.answeredSinceTimeout = false
+        }
+    }
+
+    private static func clamp(_ value: Duration, _ policy: Policy) -> Duration {
+        min(max(value, policy.floor), policy.ceiling)
+    }
+}
