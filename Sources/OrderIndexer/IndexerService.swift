@@ -146,7 +146,7 @@ public struct IndexerService: Service {
             } catch {
                 // The batch was handed back; backing off lets healthier workers take it meanwhile.
                 failures += 1
-                sizer.failed()
+                sizer.failed(error)
                 logger.warning("batch failed; handed back, will retry",
                                metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
                 let delay = Backoff.batch.delay(attempt: failures)

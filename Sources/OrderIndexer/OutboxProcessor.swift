@@ -69,12 +69,12 @@ public struct OutboxProcessor: Sendable {
     /// Processes one batch of at most `limit` events; returns the number it claimed (0 when
     /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
     public func processBatch(limit: Int) async throws -> Int {
-        let events = try await lease.claim(limit: limit)
+        let (events, targets) = try await lease.claim(limit: limit)
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, unacknowledged: &unacknowledged)
+                try await indexAndAcknowledge(events, catchUpTargets: targets, unacknowledged: &unacknowledged)
             }
         } catch {
             await handBack(unacknowledged.sorted())
@@ -85,8 +85,8 @@ public struct OutboxProcessor: Sendable {
 
     /// Order events and small customers' changes at once, then large customers' changes chunk by
     /// chunk; removes from `unacknowledged` what it acknowledged.
-    private func indexAndAcknowledge(_ events: [ClaimedEvent], unacknowledged: inout Set<Int64>) async throws {
-        let targets = try await catchUpTargets()
+    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String],
+                                     unacknowledged: inout Set<Int64>) async throws {
         // Order events and the changes of customers with few orders: one set of bulk requests.
         let plan = try await planBatch(events)
         let rejected = try await index(ids: plan.orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
@@ -161,14 +161,6 @@ public struct OutboxProcessor: Sendable {
         }.value
     }
 
-    /// Catch-up aliases of a running reindex: every change is written to them too, but only while
-    /// that reindex runs (holds its lock): one that was killed would otherwise have every write go
-    /// to its abandoned index as well.
-    private func catchUpTargets() async throws -> [String] {
-        try await pool.query("SELECT index_name FROM index_targets WHERE \(AdvisoryLock.reindex.isHeldSQL) ORDER BY index_name")
-            .map { $0.string(0)! }
-    }
-
     private var giveUpAt: ContinuousClock.Instant { .now + configuration.handBackAfter }
 
     /// One customer's claimed changes, oldest first; customers in the order of their first event.
@@ -234,8 +226,7 @@ public struct OutboxProcessor: Sendable {
     /// Indexes the current documents of `ids` into the alias and every catch-up alias, in bulk
     /// requests of at most `maxBulkBytes`; returns the documents refused for good (for the live alias).
     private func index(ids: [String], targets: [String], giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
-        // One short read-only snapshot, so a document's order, customer and lines agree.
-        let documents = try await pool.transaction(isolation: .repeatableReadReadOnly) { try OrderDocumentSource.documents(ids: ids, on: $0) }
+        let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: ids, on: $0) }
         let targets = [layout.alias] + targets
         var rejected: [Rejection] = []
         for group in Self.groups(documents, maxBytes: configuration.maxBulkBytes / targets.count) {

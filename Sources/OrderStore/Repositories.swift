@@ -44,7 +44,8 @@ enum OrderRepository {
              o.shippingAddress.line2, o.shippingAddress.city, o.shippingAddress.postalCode, o.shippingAddress.country,
              o.note, o.createdAt, o.updatedAt]
         )
-        // One statement for all lines: unnest parallel arrays.
+        // One statement for all lines: unnest parallel arrays. Lines are written only here and never
+        // changed; the read model reads them without a common snapshot (`OrderDocumentSource.documents`).
         try connection.query(
             """
             INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price)

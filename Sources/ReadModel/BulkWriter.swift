@@ -31,7 +31,15 @@ public struct BulkWriter: Sendable {
     /// Transient failures went on past the caller's deadline (see `write(_:count:giveUpAt:)`).
     public struct GaveUp: Error, CustomStringConvertible {
         public let attempts: Int
-        public var description: String { "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s)" }
+        /// The last attempt got no answer in time (rather than an error answer or no connection).
+        public let timedOut: Bool
+        public init(attempts: Int, timedOut: Bool) {
+            self.attempts = attempts
+            self.timedOut = timedOut
+        }
+        public var description: String {
+            "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s)\(timedOut ? ", the last timed out" : "")"
+        }
     }
 
     /// Final outcome per item: `.applied`, `.stale`, `.rejected` or `.indexMissing`.
@@ -43,6 +51,7 @@ public struct BulkWriter: Sendable {
         var outcomes = [BulkItemOutcome?](repeating: nil, count: count)
         var pending = Array(0..<count)
         var attempt = 0
+        var timedOut = false
         while !pending.isEmpty {
             try Task.checkCancellation()
             let pendingSet = Set(pending)
@@ -51,6 +60,7 @@ public struct BulkWriter: Sendable {
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
             do { sent = .success(try await client.bulk(request, timeout: timeout.current)) } catch { sent = .failure(error) }
             learnTimeout(from: sent, latency: ContinuousClock.now - start)
+            if case .failure(let error) = sent { timedOut = error.code == .timeout } else { timedOut = false }
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -74,7 +84,7 @@ public struct BulkWriter: Sendable {
             }
             attempt += 1
             let delay = backoff.delay(attempt: attempt)
-            if let deadline, ContinuousClock.now + delay >= deadline { throw GaveUp(attempts: attempt) }
+            if let deadline, ContinuousClock.now + delay >= deadline { throw GaveUp(attempts: attempt, timedOut: timedOut) }
             try await Task.sleep(for: delay)
         }
         return outcomes.map { $0 ?? .applied }

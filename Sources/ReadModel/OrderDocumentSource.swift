@@ -40,6 +40,11 @@ public enum OrderDocumentSource {
     }
 
     /// Documents for the given ids (ids that do not exist are left out), in id order.
+    ///
+    /// Needs no transaction (the indexer calls it without one, two round trips less per batch):
+    /// an order and its customer come from one statement, so they agree; an order's lines are
+    /// written once, with the order, and never change (`OrderRepository.insert`), so the second
+    /// statement reads the same lines whatever its snapshot.
     public static func documents(ids: [String], on connection: LibPQConnection) throws -> [OrderDocument] {
         guard !ids.isEmpty else { return [] }
         let array = PostgresTextArray(ids)

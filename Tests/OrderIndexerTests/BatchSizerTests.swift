@@ -1,9 +1,12 @@
 @testable import OrderIndexer
+import ReadModel
 import Testing
 
 /// Claim sizes: small without a backlog, large under one, and backing off when the cluster
-/// cannot finish what it is sent.
+/// cannot finish what it is sent in time.
 @Suite struct BatchSizerTests {
+    let timedOut = BulkWriter.GaveUp(attempts: 3, timedOut: true)
+
     @Test func growsUnderABacklogAndShrinksWhenItIsGone() {
         var sizer = BatchSizer(normal: 500, backlog: 2000)
         #expect(sizer.next == 500)
@@ -15,11 +18,11 @@ import Testing
         #expect(sizer.next == 500)
     }
 
-    @Test func failuresHalveTheSizeDownToTheFloorAndFullBatchesDoubleItBack() {
+    @Test func timeoutsHalveTheSizeDownToTheFloorAndFullBatchesDoubleItBack() {
         var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
         sizer.completed(500)
         var sizes: [Int] = []
-        for _ in 0..<7 { sizer.failed(); sizes.append(sizer.next) }
+        for _ in 0..<7 { sizer.failed(timedOut); sizes.append(sizer.next) }
         #expect(sizes == [1000, 500, 250, 125, 62, 50, 50])
         var growth: [Int] = []
         for _ in 0..<8 { sizer.completed(sizer.next); growth.append(sizer.next) }
@@ -28,10 +31,21 @@ import Testing
 
     @Test func withoutABacklogAfterFailuresItStaysWithinTheCeiling() {
         var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
-        sizer.failed()
-        sizer.failed()
+        sizer.failed(timedOut)
+        sizer.failed(timedOut)
         #expect(sizer.next == 125)
         sizer.completed(3)
         #expect(sizer.next == 125)
+    }
+
+    /// Refusals, error answers and lost connections say nothing about the size: it stays.
+    @Test func otherFailuresLeaveTheSizeAlone() {
+        var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
+        sizer.completed(500)
+        sizer.failed(BulkWriter.GaveUp(attempts: 12, timedOut: false))
+        sizer.failed(CancellationError())
+        #expect(sizer.next == 2000)
+        sizer.failed(timedOut)
+        #expect(sizer.next == 1000)
     }
 }
