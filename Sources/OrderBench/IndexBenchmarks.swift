@@ -95,6 +95,11 @@ public struct IndexBenchmarks: Sendable {
         return Drain(seconds: seconds, cpuSeconds: cpu, peakRSS: rss)
     }
 
+    /// See `ServerUpdateDecay`.
+    public func serverUpdates(rounds: Int, changeContent: Bool) async throws -> BenchReport {
+        try await ServerUpdateDecay(benchmarks: self).run(rounds: rounds, changeContent: changeContent)
+    }
+
     public func index() async throws -> BenchReport {
         try await env.withFreshDatabase("bench_index") { try await index(url: $0, pool: $1) }
     }

@@ -34,7 +34,7 @@ struct RawBulkShapes {
             let osmem = try await benchmarks.env.startOsmem()
             defer { osmem.stop() }
             try await benchmarks.createAlias(osmem.url)
-            let bodies = try await bodies(pool: pool, shape: shape)
+            let bodies = try await Self.bodies(pool: pool, documentsPerRequest: shape.documents, bytesPerRequest: shape.bytes)
             let seconds = try await benchmarks.postRaw(bodies, to: osmem.url, concurrency: shape.connections)
             results.append((shape, Double(orders) / seconds))
             benchmarks.logger.info("raw _bulk", metadata: ["bench.shape": "\(shape)", "bench.docs_per_s": "\(Int(Double(orders) / seconds))"])
@@ -42,8 +42,10 @@ struct RawBulkShapes {
         return (results.max { $0.1 < $1.1 }!, results)
     }
 
-    /// The indexer's NDJSON for every order, cut by document count or by body size.
-    private func bodies(pool: PostgresPool, shape: Shape) async throws -> [[UInt8]] {
+    /// The indexer's NDJSON for every order, cut by document count or by body size; `versionBump`
+    /// is added to every external version (a newer version of the same documents).
+    static func bodies(pool: PostgresPool, documentsPerRequest: Int?, bytesPerRequest: Int? = nil,
+                       versionBump: Int = 0) async throws -> [[UInt8]] {
         var bodies: [[UInt8]] = []
         var request = BulkRequest()
         var inRequest = 0
@@ -53,9 +55,11 @@ struct RawBulkShapes {
             let documents = try await pool.withConnection { try OrderDocumentSource.page(after: cursor, limit: 2000, on: $0) }
             guard let last = documents.last else { break }
             for d in documents {
-                request.index(IndexBenchmarks.alias, id: d.orderID, version: d.externalVersion, requireAlias: true) { d.writeJSON(into: &$0) }
+                request.index(IndexBenchmarks.alias, id: d.orderID, version: d.externalVersion + Int64(versionBump), requireAlias: true) {
+                    d.writeJSON(into: &$0)
+                }
                 inRequest += 1
-                let full = shape.documents.map { inRequest >= $0 } ?? (request.body.bytes.count >= shape.bytes ?? .max)
+                let full = documentsPerRequest.map { inRequest >= $0 } ?? (request.body.bytes.count >= bytesPerRequest ?? .max)
                 if full {
                     bodies.append(request.body.bytes)
                     (request, inRequest) = (BulkRequest(), 0)

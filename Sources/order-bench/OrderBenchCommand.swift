@@ -7,7 +7,7 @@ struct OrderBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-bench",
         abstract: "Measures the performance targets against a baseline in the same run (run it through scripts/bench).",
-        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Isolation.self, Soak.self, All.self]
+        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Isolation.self, Soak.self, ServerUpdates.self, All.self]
     )
 }
 
@@ -71,6 +71,19 @@ struct Reindex: AsyncParsableCommand {
     func run() async throws {
         let (env, logger) = try common.context()
         try await IndexBenchmarks(env: env, orders: common.orders, logger: logger).reindex().print(json: common.json)
+    }
+}
+
+struct ServerUpdates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server-updates", abstract: "How osmem-server's indexing speed changes as updates pile up (explains the long soaks).")
+    @OptionGroup var common: Common
+    @Option(help: "Rounds of updates, each a newer version of every document.") var rounds = 4
+    @Flag(help: "Re-post the same content instead of a new tracking number per round.") var sameContent = false
+    func run() async throws {
+        let (env, logger) = try common.context()
+        try await IndexBenchmarks(env: env, orders: common.orders, logger: logger)
+            .serverUpdates(rounds: rounds, changeContent: !sameContent).print(json: common.json)
     }
 }
 

@@ -148,9 +148,8 @@ public struct Soak: Sendable {
 
     /// The same documents posted straight to `_bulk` (1000 per request, one connection) into a fresh
     /// osmem-server once everything else has stopped, like the empty server the rebuild started on.
-    /// Not the soak's server: osmem-server gets slower with every update it has applied (measured
-    /// alone: 1113 updates/s on a fresh 40k-document index, 134/s after 40k updates), so at the end
-    /// of a long soak it measures the soak's history rather than the server.
+    /// Not the soak's server: late in a long soak that one indexes at a fraction of its fresh speed
+    /// (README, Chaos soak), so it would measure the soak's history rather than the server.
     private func rawBulkDocsPerSecond(pool: PostgresPool, stack: SoakStack) async throws -> Double {
         try await withScoped({ try await stack.startOsmem() }, stop: { await stack.stopOsmem() }) {
             try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL)) }, stop: { await $0.shutdown() }) { client in
