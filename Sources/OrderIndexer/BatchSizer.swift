@@ -7,9 +7,8 @@ import ReadModel
 /// `floor`, and full batches then double it again one step at a time: a cluster that cannot finish
 /// a request of that size even in the longest timeout (`AdaptiveTimeout`) gets smaller ones. Other
 /// failures leave the size alone: a 429, a 5xx or no connection says nothing about the size, and
-/// where a request costs the server about the same whatever its size (osmem-server: 500 documents
-/// take about as long as 1000), smaller ones only drain slower. A soak whose fault storms had
-/// shrunk every worker's batches to 50–200 drained 27 events/s while 100/s arrived.
+/// each halving costs several full batches to undo (a soak's fault storms had shrunk every
+/// worker's batches to 50–200 events under a 60,000-event backlog).
 struct BatchSizer: Sendable, Equatable {
     let normal: Int
     let backlog: Int

@@ -59,8 +59,7 @@ public struct BulkWriter: Sendable {
             let start = ContinuousClock.now
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
             do { sent = .success(try await client.bulk(request, timeout: timeout.current)) } catch { sent = .failure(error) }
-            learnTimeout(from: sent, latency: ContinuousClock.now - start)
-            if case .failure(let error) = sent { timedOut = error.code == .timeout } else { timedOut = false }
+            timedOut = learnTimeout(from: sent, latency: ContinuousClock.now - start)
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -90,14 +89,17 @@ public struct BulkWriter: Sendable {
         return outcomes.map { $0 ?? .applied }
     }
 
-    /// Any HTTP answer tells how long the cluster takes; no answer in time is a timeout.
-    private func learnTimeout(from sent: Result<[BulkItemOutcome], ElasticsearchError>, latency: Duration) {
+    /// Any HTTP answer tells how long the cluster takes; no answer in time is a timeout. Returns
+    /// whether the request timed out.
+    private func learnTimeout(from sent: Result<[BulkItemOutcome], ElasticsearchError>, latency: Duration) -> Bool {
+        var timedOut = false
         switch sent {
         case .success: timeout.answered(after: latency)
-        case .failure(let error) where error.code == .timeout: timeout.timedOut()
+        case .failure(let error) where error.code == .timeout: timeout.timedOut(); timedOut = true
         case .failure(let error) where error.status != nil: timeout.answered(after: latency)
-        case .failure: return
+        case .failure: return false
         }
         Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
+        return timedOut
     }
 }

@@ -80,6 +80,9 @@ struct ServerUpdates: AsyncParsableCommand {
     @OptionGroup var common: Common
     @Option(help: "Rounds of updates, each a newer version of every document.") var rounds = 4
     @Flag(help: "Re-post the same content instead of a new tracking number per round.") var sameContent = false
+    func validate() throws {
+        guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 100") }
+    }
     func run() async throws {
         let (env, logger) = try common.context()
         try await IndexBenchmarks(env: env, orders: common.orders, logger: logger)

@@ -60,13 +60,11 @@ import Testing
     /// One indexer behind a proxy that answers 503, one healthy: the sick one hands its events
     /// back instead of holding them, and the healthy one indexes them.
     @Test func aSickIndexerHandsItsEventsBack() async throws {
-        try await IndexerHarness.with { h in
-            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
-            let port = try await proxy.start()
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
             proxy.setPersistent(.status(503))
             let customer = try await h.api.createCustomer()
             _ = try await h.api.placeOrders(10, customerID: customer)
-            let sick = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 2)
+            let sick = try h.startIndexer(elasticsearchURL: proxyURL, workers: 2)
             #expect(await eventually { (try? await h.database.count("SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL")) ?? 0 > 0 })
             let healthy = try h.startIndexer()
             // The default hand-back (10 s) plus a backoff, well before the sick lease (30 s) would lapse.
@@ -75,22 +73,19 @@ import Testing
             #expect(proxy.faultsInjected > 0)  // the sick one really was sick throughout
             await healthy.stop()
             await sick.stop()
-            await proxy.stop()
-        }
+        } }
     }
 
     /// Every bulk request answered, but only after 5 s, beside a 2 s lease: the worker renews its
     /// lease while the request is out, so no other worker claims the same events and the busy
     /// cluster is sent each of them once.
     @Test func aSlowClusterIsNotSentTheSameEventsTwice() async throws {
-        try await IndexerHarness.with { h in
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
             _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
-            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
-            let port = try await proxy.start()
             proxy.inject(.delay(.seconds(5)), count: 100, onRequestsStartingWith: "POST /_bulk")
             let customer = try await h.api.createCustomer()
             _ = try await h.api.placeOrders(10, customerID: customer)
-            let indexer = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 2) {
+            let indexer = try h.startIndexer(elasticsearchURL: proxyURL, workers: 2) {
                 $0.processor.lease = .seconds(2)
                 $0.processor.handBackAfter = .seconds(1)
             }
@@ -104,35 +99,31 @@ import Testing
             #expect(attempts == 1, "events were claimed again while their bulk request was out")
             #expect(await h.inSync())
             await indexer.stop()
-            await proxy.stop()
-        }
+        } }
     }
 
     /// Every bulk request takes 3 s, longer than the client's 2 s request timeout: the first is
     /// abandoned, and the writer waits longer for the next instead of abandoning the same work
     /// again and again until it gives up.
     @Test func theBulkWriterWaitsLongerForAClusterSlowerThanItsTimeout() async throws {
-        try await IndexerHarness.with { h in
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
             _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
-            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
-            let port = try await proxy.start()
             proxy.setPersistent(.delay(.seconds(3)))
-            var configuration = ElasticsearchClient.Configuration(baseURL: "http://127.0.0.1:\(port)")
+            var configuration = ElasticsearchClient.Configuration(baseURL: proxyURL)
             configuration.requestTimeout = .seconds(2)
             configuration.lowSpeedTime = .seconds(1)  // a longer timeout lifts it: the server sends nothing until done
-            let client = ElasticsearchClient(configuration: configuration)
-            let writer = BulkWriter(client: client, logger: TestEnvironment.logger)
-            let outcomes = try await writer.write({ _ in
-                var request = BulkRequest()
-                request.index(h.alias, id: "slow-1", version: 1, requireAlias: true) { $0.value(["order_id": "slow-1"]) }
-                return request
-            }, count: 1, giveUpAt: .now + .seconds(20))
-            #expect(outcomes == [.applied] || outcomes == [.stale])  // stale: the server did the abandoned request all the same
-            #expect(proxy.requestCount == 2)  // one abandoned, one answered
-            #expect(writer.timeout.current >= .seconds(4))
-            await client.shutdown()
-            await proxy.stop()
-        }
+            try await withScoped({ ElasticsearchClient(configuration: configuration) }, stop: { await $0.shutdown() }) { client in
+                let writer = BulkWriter(client: client, logger: TestEnvironment.logger)
+                let outcomes = try await writer.write({ _ in
+                    var request = BulkRequest()
+                    request.index(h.alias, id: "slow-1", version: 1, requireAlias: true) { $0.value(["order_id": "slow-1"]) }
+                    return request
+                }, count: 1, giveUpAt: .now + .seconds(20))
+                #expect(outcomes == [.applied] || outcomes == [.stale])  // stale: the server did the abandoned request all the same
+                #expect(proxy.requestCount == 2)  // one abandoned, one answered
+                #expect(writer.timeout.current >= .seconds(4))
+            }
+        } }
     }
 
     /// A customer rename fans out in chunks; the indexer is killed mid-way; the next one resumes

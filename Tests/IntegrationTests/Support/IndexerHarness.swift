@@ -1,5 +1,6 @@
 import Testing
 import ElasticsearchClient
+import FaultProxy
 import Foundation
 import JSONSupport
 import OrderIndexer
@@ -35,6 +36,15 @@ struct IndexerHarness {
             "DATABASE_URL": database.url, "ELASTICSEARCH_URL": elasticsearchURL, "ORDERS_INDEX": alias,
             "INDEXER_METRICS_ADDR": "127.0.0.1:\(ChildProcess.freePort())", "LOG_LEVEL": "critical",
         ].merging(settings) { $1 })
+    }
+
+    /// Runs `body` with a fault proxy in front of this harness's osmem-server and the proxy's URL;
+    /// stops the proxy afterwards, also when `body` throws.
+    func withFaultProxy<T>(_ body: (FaultProxy, String) async throws -> T) async throws -> T {
+        try await withScoped({ FaultProxy(upstream: elasticsearchURL, logger: TestEnvironment.logger) }, stop: { await $0.stop() }) { proxy in
+            let port = try await proxy.start()
+            return try await body(proxy, "http://127.0.0.1:\(port)")
+        }
     }
 
     /// The `application_name` of in-process indexers' sessions (to find them in `pg_stat_activity`).
