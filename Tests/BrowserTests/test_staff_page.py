@@ -133,8 +133,10 @@ class StaffPageTests(unittest.TestCase):
             .map(l => [l.querySelector('input').dataset.value, Number(l.querySelector('.count').textContent)]))""", facet)
 
     def summary_total(self):
+        """The total the summary line shows, or None while a search is in flight (the page empties it then)."""
         text = self.driver.find_element(By.ID, "summary").text
-        return int(text.split(" ")[0].replace(",", "").rstrip("+"))
+        count = text.split(" ")[0].replace(",", "").rstrip("+")
+        return int(count) if count.isdigit() else None
 
     def screenshot(self, name):
         os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
