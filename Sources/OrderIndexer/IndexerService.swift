@@ -53,10 +53,11 @@ public struct IndexerService: Service {
         self.databaseURL = databaseURL
         self.configuration = configuration
         self.logger = logger
-        writer = BulkWriter(client: client, logger: logger)
+        writer = BulkWriter(client: client, window: ConcurrencyWindow(maximum: configuration.workers), logger: logger)
     }
 
-    /// One for the process, so all its workers learn the cluster's latency together (`AdaptiveTimeout`).
+    /// One for the process, so all its workers learn the cluster's latency together (`AdaptiveTimeout`)
+    /// and how many of them may have a request out (`ConcurrencyWindow`).
     let writer: BulkWriter
 
     /// Names a worker in its leases: host, process and a random part, so two starts never share a name.
@@ -129,6 +130,12 @@ public struct IndexerService: Service {
             if let remaining = claimPause.remaining {
                 try? await Task.sleep(for: remaining)
                 continue  // asked to stop meanwhile, or a rebuild began: the loop checks again
+            }
+            if let window = writer.window, worker >= window.limit {
+                // The cluster is falling behind: fewer requests out, so each finishes within its
+                // timeout. The events stay in the outbox for the workers allowed to claim.
+                try? await Task.sleep(for: configuration.pollInterval)
+                continue
             }
             do {
                 let processed = try await processor.processBatch(limit: sizer.next)

@@ -39,7 +39,7 @@ struct Rejection: Sendable {
 ///   later-numbered ones has its rows claimed later.
 /// - A worker that crashes, stops, or cannot reach Elasticsearch before its lease
 ///   lapses loses the rows to whoever claims next; one that gives up hands them back
-///   at once. Two workers may then index the same order; external versions make the
+///   at once (after a timeout on a busy cluster: claimable after a pause). Two workers may then index the same order; external versions make the
 ///   older write a no-op, so the overlap is harmless.
 struct OutboxLease: Sendable {
     let pool: PostgresPool
@@ -120,16 +120,27 @@ struct OutboxLease: Sendable {
             """, [PostgresTextArray(ids.map(String.init)), owner, duration])
     }
 
-    /// Hands rows back, claimable by any worker at once, and wakes the indexers (NOTIFY) so a
-    /// healthy one takes them before this worker, which backs off, comes back.
-    func release(_ ids: [Int64]) async throws {
+    /// Hands rows back. By default they are claimable by any worker at once, and the indexers are
+    /// woken (NOTIFY) so a healthy one takes them before this worker, which backs off, comes back.
+    /// With `pause`, nobody may claim them before it has passed: a busy cluster is still working on
+    /// the request that timed out, and the same documents sent again now would only queue the
+    /// same work twice (`BulkWriter.GaveUp.resendAfter`).
+    func release(_ ids: [Int64], pause: Duration? = nil) async throws {
         guard !ids.isEmpty else { return }
+        let list = PostgresTextArray(ids.map(String.init))
+        if let pause {
+            try await pool.query("""
+                UPDATE outbox SET lease_owner = NULL, lease_until = clock_timestamp() + $3::interval
+                WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2
+                """, [list, owner, pause])
+            return
+        }
         try await pool.query("""
             WITH released AS (
                 UPDATE outbox SET lease_owner = NULL, lease_until = NULL
                 WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2 RETURNING id)
             SELECT pg_notify('outbox', '') FROM (SELECT 1 FROM released LIMIT 1) AS any_released
-            """, [PostgresTextArray(ids.map(String.init)), owner])
+            """, [list, owner])
     }
 
     /// Deletes acknowledged events and keeps the refused documents, in one short transaction

@@ -68,16 +68,19 @@ public struct OutboxProcessor: Sendable {
 
     /// Processes one batch of at most `limit` events; returns the number it claimed (0 when
     /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
+    /// A customer change fans out in chunks of at most `limit` orders too: a worker whose batches
+    /// shrank after timeouts (`BatchSizer`) sends a busy cluster smaller fan-out requests as well.
     public func processBatch(limit: Int) async throws -> Int {
         let (events, targets) = try await lease.claim(limit: limit)
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, catchUpTargets: targets, unacknowledged: &unacknowledged)
+                try await indexAndAcknowledge(events, catchUpTargets: targets, fanOutChunk: min(limit, configuration.fanOutChunk),
+                                              unacknowledged: &unacknowledged)
             }
         } catch {
-            await handBack(unacknowledged.sorted())
+            await handBack(unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
             throw error
         }
         return events.count
@@ -85,7 +88,7 @@ public struct OutboxProcessor: Sendable {
 
     /// Order events and small customers' changes at once, then large customers' changes chunk by
     /// chunk; removes from `unacknowledged` what it acknowledged.
-    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String],
+    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], fanOutChunk: Int,
                                      unacknowledged: inout Set<Int64>) async throws {
         // Order events and the changes of customers with few orders: one set of bulk requests.
         let plan = try await planBatch(events)
@@ -98,7 +101,7 @@ public struct OutboxProcessor: Sendable {
         recordAcknowledged(plan.atOnce)
         // Customers with many orders: chunk by chunk, resumable.
         for changes in plan.inChunks {
-            if try await fanOut(changes, targets: targets) { recordAcknowledged(changes) }
+            if try await fanOut(changes, targets: targets, chunk: fanOutChunk) { recordAcknowledged(changes) }
             unacknowledged.subtract(changes.map(\.id))
         }
     }
@@ -149,13 +152,13 @@ public struct OutboxProcessor: Sendable {
         return plan
     }
 
-    /// Hands unacknowledged events back for any worker to claim at once. Runs in a task of its
-    /// own, so it also happens when this batch was cancelled (a stop that could not wait).
-    private func handBack(_ ids: [Int64]) async {
+    /// Hands unacknowledged events back for any worker to claim, at once or after `pause`. Runs in a
+    /// task of its own, so it also happens when this batch was cancelled (a stop that could not wait).
+    private func handBack(_ ids: [Int64], pause: Duration?) async {
         guard !ids.isEmpty else { return }
         let lease = self.lease, logger = self.logger
         await Task {
-            do { try await lease.release(ids) } catch {
+            do { try await lease.release(ids, pause: pause) } catch {
                 logger.warning("could not hand events back; their lease will lapse", metadata: ["error": "\(error)"])
             }
         }.value
@@ -174,15 +177,15 @@ public struct OutboxProcessor: Sendable {
         return order.map { groups[$0]! }
     }
 
-    /// Re-indexes every order of the customer, a chunk at a time from where an earlier attempt
+    /// Re-indexes every order of the customer, `chunk` at a time from where an earlier attempt
     /// stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
     /// false when another worker took the events over (it goes on from the recorded progress).
-    private func fanOut(_ changes: [ClaimedEvent], targets: [String]) async throws -> Bool {
+    private func fanOut(_ changes: [ClaimedEvent], targets: [String], chunk: Int) async throws -> Bool {
         let latest = changes[changes.count - 1]
         let ids = changes.map(\.id)
         var after = latest.fanOutAfter
         while true {
-            let cursor = after, limit = configuration.fanOutChunk
+            let cursor = after, limit = chunk
             let orderIDs = try await pool.withConnection {
                 try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)
             }

@@ -8,16 +8,20 @@ import RetryPolicy
 /// are retried with exponential backoff and full jitter, never dropped.
 /// Each request waits as long as `timeout` says: the cluster's own recent
 /// latency, so a busy cluster is not sent the same work again while it is
-/// still doing it.
+/// still doing it. What each request shows of the cluster also goes to
+/// `window`, which tells the indexer's workers how many may have a request out.
 public struct BulkWriter: Sendable {
     public let client: ElasticsearchClient
     let logger: Logger
     public var backoff: Backoff = .bulk
     /// Shared by every copy of this writer: a process's requests wait in the same queue.
     public let timeout: AdaptiveTimeout
+    /// Requests in flight the cluster can take now, learned from the same answers (nil: not tracked).
+    public let window: ConcurrencyWindow?
 
-    public init(client: ElasticsearchClient, logger: Logger) {
+    public init(client: ElasticsearchClient, window: ConcurrencyWindow? = nil, logger: Logger) {
         self.client = client
+        self.window = window
         self.logger = logger
         timeout = AdaptiveTimeout(Self.timeoutPolicy(requestTimeout: client.configuration.requestTimeout))
     }
@@ -33,9 +37,14 @@ public struct BulkWriter: Sendable {
         public let attempts: Int
         /// The last attempt got no answer in time (rather than an error answer or no connection).
         public let timedOut: Bool
-        public init(attempts: Int, timedOut: Bool) {
+        /// Set when the last attempt timed out on a cluster that is busy rather than gone (it kept
+        /// answering other requests): it is most likely still doing that request, so the same work
+        /// should not be sent again before this much longer, the time it was already given.
+        public let resendAfter: Duration?
+        public init(attempts: Int, timedOut: Bool, resendAfter: Duration? = nil) {
             self.attempts = attempts
             self.timedOut = timedOut
+            self.resendAfter = resendAfter
         }
         public var description: String {
             "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s)\(timedOut ? ", the last timed out" : "")"
@@ -51,15 +60,15 @@ public struct BulkWriter: Sendable {
         var outcomes = [BulkItemOutcome?](repeating: nil, count: count)
         var pending = Array(0..<count)
         var attempt = 0
-        var timedOut = false
+        var last = Attempt.answered
         while !pending.isEmpty {
             try Task.checkCancellation()
             let pendingSet = Set(pending)
             let request = build { pendingSet.contains($0) }
-            let start = ContinuousClock.now
+            let start = ContinuousClock.now, waited = timeout.current
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
-            do { sent = .success(try await client.bulk(request, timeout: timeout.current)) } catch { sent = .failure(error) }
-            timedOut = learnTimeout(from: sent, latency: ContinuousClock.now - start)
+            do { sent = .success(try await client.bulk(request, timeout: waited)) } catch { sent = .failure(error) }
+            last = learn(from: sent, sentAt: start, waited: waited)
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -83,23 +92,47 @@ public struct BulkWriter: Sendable {
             }
             attempt += 1
             let delay = backoff.delay(attempt: attempt)
-            if let deadline, ContinuousClock.now + delay >= deadline { throw GaveUp(attempts: attempt, timedOut: timedOut) }
+            if let deadline, ContinuousClock.now + delay >= deadline { throw last.gaveUp(attempts: attempt) }
             try await Task.sleep(for: delay)
         }
         return outcomes.map { $0 ?? .applied }
     }
 
-    /// Any HTTP answer tells how long the cluster takes; no answer in time is a timeout. Returns
-    /// whether the request timed out.
-    private func learnTimeout(from sent: Result<[BulkItemOutcome], ElasticsearchError>, latency: Duration) -> Bool {
-        var timedOut = false
+    /// What one attempt showed of the cluster.
+    enum Attempt {
+        case answered
+        case failedWithoutAnswer
+        case timedOut(resendAfter: Duration?)
+
+        func gaveUp(attempts: Int) -> GaveUp {
+            guard case .timedOut(let resendAfter) = self else { return GaveUp(attempts: attempts, timedOut: false) }
+            return GaveUp(attempts: attempts, timedOut: true, resendAfter: resendAfter)
+        }
+    }
+
+    /// Any HTTP answer tells how long the cluster takes (a 429 says it is overloaded, whatever its
+    /// latency); no answer in time is a timeout. Both go to `timeout` and `window`.
+    private func learn(from sent: Result<[BulkItemOutcome], ElasticsearchError>, sentAt: ContinuousClock.Instant,
+                       waited: Duration) -> Attempt {
+        let attempt: Attempt
         switch sent {
-        case .success: timeout.answered(after: latency)
-        case .failure(let error) where error.code == .timeout: timeout.timedOut(); timedOut = true
-        case .failure(let error) where error.status != nil: timeout.answered(after: latency)
-        case .failure: return false
+        case .failure(let error) where error.code == .timeout:
+            let busy = timeout.timedOut()
+            window?.timedOut(sentAt: sentAt)
+            attempt = .timedOut(resendAfter: busy ? waited : nil)
+        case .failure(let error) where error.status == nil:
+            return .failedWithoutAnswer
+        case .success, .failure:
+            let slow = timeout.answered(after: .now - sentAt)
+            if case .failure(let error) = sent, error.status == 429 {
+                window?.answered(sentAt: sentAt, slow: true)
+            } else {
+                window?.answered(sentAt: sentAt, slow: slow)
+            }
+            attempt = .answered
         }
         Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
-        return timedOut
+        if let window { Gauge(label: "indexer_bulk_concurrency_limit").record(Double(window.limit)) }
+        return attempt
     }
 }

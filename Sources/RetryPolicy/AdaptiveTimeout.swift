@@ -47,22 +47,30 @@ public final class AdaptiveTimeout: Sendable {
     /// The timeout for the next request.
     public var current: Duration { state.withLock { $0.current } }
 
-    /// The server answered (any HTTP answer) after `latency`.
-    public func answered(after latency: Duration) {
+    /// The server answered (any HTTP answer) after `latency`. Returns whether that was slow: longer
+    /// than the floor allows for (`multiple` × latency beyond it), so the timeout had to rise.
+    @discardableResult
+    public func answered(after latency: Duration) -> Bool {
         let policy = self.policy
         state.withLock { state in
             let decayed = state.current - (state.current - policy.floor) / 10
             state.current = Self.clamp(max(decayed, latency * policy.multiple), policy)
             state.answeredSinceTimeout = true
         }
+        return latency * policy.multiple > policy.floor
     }
 
-    /// A request got no answer within its timeout.
-    public func timedOut() {
+    /// A request got no answer within its timeout. Returns whether the server is busy rather than
+    /// gone: it answered something since the previous timeout (or this is the first), so it is most
+    /// likely still working on the abandoned request.
+    @discardableResult
+    public func timedOut() -> Bool {
         let policy = self.policy
-        state.withLock { state in
-            if state.answeredSinceTimeout { state.current = Self.clamp(state.current * 2, policy) }
+        return state.withLock { state in
+            let busy = state.answeredSinceTimeout
+            if busy { state.current = Self.clamp(state.current * 2, policy) }
             state.answeredSinceTimeout = false
+            return busy
         }
     }
 

@@ -126,6 +126,45 @@ import Testing
         } }
     }
 
+    /// The first bulk request takes 4 s, twice its 2 s timeout: the cluster is busy, not gone, and
+    /// most likely still indexing what was abandoned. The batch is handed back with a pause as long
+    /// as it already waited, so no worker (here the other one, woken at once without the pause)
+    /// sends the same documents again before then.
+    @Test func aBatchThatTimedOutOnABusyClusterIsNotSentAgainAtOnce() async throws {
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            proxy.inject(.delay(.seconds(4)), count: 1, onRequestsStartingWith: "POST /_bulk")
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(10, customerID: customer)
+            let events = try await h.outboxCount()
+            let indexer = try h.startIndexer(elasticsearchURL: proxyURL, workers: 2, requestTimeout: .seconds(2)) {
+                $0.processor.handBackAfter = .milliseconds(500)
+            }
+            var firstClaim: ContinuousClock.Instant?
+            var pausedRows = 0
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(30), try await h.outboxCount() > 0 {
+                let row = try await h.database.pool.query("""
+                    SELECT COALESCE(max(attempts), 0),
+                           count(*) FILTER (WHERE lease_owner IS NULL AND lease_until > clock_timestamp()) FROM outbox
+                    """).first
+                if (row?.int(0) ?? 0) >= 1, firstClaim == nil { firstClaim = .now }
+                pausedRows = max(pausedRows, row?.int(1) ?? 0)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let drained = ContinuousClock.now
+            #expect(try await h.outboxCount() == 0)
+            #expect(pausedRows == events, "the batch was not handed back with a pause")
+            // The second request is answered at once (no delay), so the outbox drains right after it is
+            // sent: 2 s until the timeout, then the 2 s pause. Handed back without one, it drained at ~2.3 s.
+            let first = try #require(firstClaim)
+            #expect(drained - first >= .milliseconds(3700), "sent again and acknowledged \(drained - first) after the first claim")
+            #expect(proxy.faultsInjected == 1)
+            #expect(await h.inSync())
+            await indexer.stop()
+        } }
+    }
+
     /// A customer rename fans out in chunks; the indexer is killed mid-way; the next one resumes
     /// from the recorded progress (never below it) and every order shows the new name.
     @Test func customerFanOutResumesFromItsProgress() async throws {

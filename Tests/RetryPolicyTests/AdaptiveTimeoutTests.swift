@@ -51,6 +51,24 @@ import Testing
         #expect(timeout.current == .seconds(60))
     }
 
+    /// Slow is what made the timeout rise: an answer later than a third of the floor.
+    @Test func anAnswerIsSlowWhenTheFloorDoesNotAllowForIt() {
+        let timeout = AdaptiveTimeout(policy)
+        #expect(!timeout.answered(after: .seconds(2)))
+        #expect(!timeout.answered(after: .seconds(10)))
+        #expect(timeout.answered(after: .milliseconds(10_001)))
+    }
+
+    /// A timeout says "busy" when the server answered since the previous one (or it is the first):
+    /// then it is most likely still doing the abandoned request.
+    @Test func aTimeoutIsBusyOnlyWhileTheServerStillAnswers() {
+        let timeout = AdaptiveTimeout(policy)
+        #expect(timeout.timedOut())
+        #expect(!timeout.timedOut())
+        timeout.answered(after: .seconds(1))
+        #expect(timeout.timedOut())
+    }
+
     @Test func aCeilingBelowTheFloorIsTheFloor() {
         let timeout = AdaptiveTimeout(.init(floor: .seconds(10), ceiling: .seconds(1)))
         timeout.timedOut()

@@ -51,7 +51,7 @@ struct IndexerHarness {
     static let indexerApplicationName = "order-indexer"
 
     /// Starts an indexer (its own pool and client) and returns a handle to stop it.
-    func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500,
+    func startIndexer(elasticsearchURL: String? = nil, workers: Int = 2, batchSize: Int = 500, requestTimeout: Duration? = nil,
                       configure: (inout IndexerService.Configuration) -> Void = { _ in }) throws -> RunningIndexer {
         var configuration = IndexerService.Configuration()
         configuration.workers = workers
@@ -60,7 +60,9 @@ struct IndexerHarness {
         configure(&configuration)
         let pool = PostgresPool(configuration: .init(connectionString: database.url, size: workers + 3, applicationName: Self.indexerApplicationName,
                                                      session: configuration.session), logger: TestEnvironment.logger)
-        let client = ElasticsearchClient(configuration: .init(baseURL: elasticsearchURL ?? self.elasticsearchURL))
+        var clientConfiguration = ElasticsearchClient.Configuration(baseURL: elasticsearchURL ?? self.elasticsearchURL)
+        if let requestTimeout { clientConfiguration.requestTimeout = requestTimeout }
+        let client = ElasticsearchClient(configuration: clientConfiguration)
         let service = IndexerService(pool: pool, client: client, layout: IndexLayout(alias: alias), databaseURL: database.url,
                                      configuration: configuration, logger: TestEnvironment.logger)
         let task = Task { try await service.run() }
