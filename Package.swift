@@ -201,7 +201,7 @@ let package = Package(
                                                                      .product(name: "Hummingbird", package: "hummingbird")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "RetryPolicyTests", dependencies: ["RetryPolicy"], swiftSettings: swiftSettings),
-        .testTarget(name: "OrderIndexerTests", dependencies: ["OrderIndexer", "ReadModel", "OrderDomain", "JSONSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "OrderIndexerTests", dependencies: ["OrderIndexer", "ReadModel", "OrderDomain", "JSONSupport", "ElasticsearchClient", "LibPQClient"], swiftSettings: swiftSettings),
         .testTarget(name: "OrderWriteAPITests", dependencies: ["OrderWriteAPI", "OrderStore", "LibPQClient", "RequestParsing", "Security",
                                                                "TokenSigning", "JSONSupport", "ServiceSupport", "ElasticsearchClient"],
                     swiftSettings: swiftSettings),

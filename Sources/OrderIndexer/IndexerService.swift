@@ -154,12 +154,24 @@ public struct IndexerService: Service {
                 // The batch was handed back; backing off lets healthier workers take it meanwhile.
                 failures += 1
                 sizer.failed(error)
+                Counter(label: "indexer_batches_handed_back_total", dimensions: [("reason", Self.handBackReason(error))]).increment()
                 logger.warning("batch failed; handed back, will retry",
                                metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
                 let delay = Backoff.batch.delay(attempt: failures)
                 claimPause.extend(to: .now + delay)
                 try? await Task.sleep(for: delay)
             }
+        }
+    }
+
+    /// Why a batch was handed back, for `indexer_batches_handed_back_total`: operators (and soaks)
+    /// tell a busy cluster from a failing one or from the database.
+    static func handBackReason(_ error: any Error) -> String {
+        switch error {
+        case let gaveUp as BulkWriter.GaveUp: gaveUp.timedOut ? "cluster_timeout" : "cluster_unavailable"
+        case is ElasticsearchError: "cluster_refused"
+        case let database as LibPQError: "database_\(database.code)"
+        default: "other"
         }
     }
 

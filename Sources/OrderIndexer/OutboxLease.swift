@@ -1,4 +1,5 @@
 import LibPQClient
+import Metrics
 import OrderStore
 
 /// One outbox event as a worker claimed it.
@@ -104,7 +105,9 @@ struct OutboxLease: Sendable {
             group.addTask {
                 while true {
                     try await Task.sleep(for: interval)
-                    try? await extend(ids)
+                    do { try await extend(ids) } catch is CancellationError { return } catch {
+                        Counter(label: "indexer_lease_renewals_failed_total").increment()  // the next one may still be in time
+                    }
                 }
             }
             defer { group.cancelAll() }

@@ -195,6 +195,7 @@ public struct OutboxProcessor: Sendable {
             recordDeadLetters(rejected.map { (latest, $0) })
             guard try await lease.renew(ids, progress: (latest.id, last)) else {
                 logger.info("customer fan-out taken over by another worker", metadata: ["customer.id": "\(latest.aggregateID)"])
+                Counter(label: "indexer_fan_outs_taken_over_total").increment()
                 return false
             }
             Counter(label: "indexer_fan_out_chunks_total").increment()

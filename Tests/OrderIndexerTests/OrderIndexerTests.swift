@@ -1,4 +1,6 @@
+import ElasticsearchClient
 import JSONSupport
+import LibPQClient
 import OrderDomain
 import Testing
 @testable import OrderIndexer
@@ -66,5 +68,16 @@ import Testing
         // A single document larger than the limit still goes, alone.
         #expect(OutboxProcessor.groups(documents[0..<3].map { $0 }, maxBytes: 10).map(\.count) == [1, 1, 1])
         #expect(OutboxProcessor.groups([], maxBytes: 10).isEmpty)
+    }
+}
+
+@Suite struct HandBackReasonTests {
+    /// The metric's reason tells a busy cluster (timeouts) from a failing one and from the database.
+    @Test func namesWhatFailed() {
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, timedOut: true)) == "cluster_timeout")
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, timedOut: false)) == "cluster_unavailable")
+        #expect(IndexerService.handBackReason(ElasticsearchError(code: .http, status: 400, errorType: nil)) == "cluster_refused")
+        #expect(IndexerService.handBackReason(LibPQError(code: .queryCanceled)) == "database_queryCanceled")
+        #expect(IndexerService.handBackReason(CancellationError()) == "other")
     }
 }
