@@ -40,8 +40,9 @@ struct Rejection: Sendable {
 ///   later-numbered ones has its rows claimed later.
 /// - A worker that crashes, stops, or cannot reach Elasticsearch before its lease
 ///   lapses loses the rows to whoever claims next; one that gives up hands them back
-///   at once (after a timeout on a busy cluster: claimable after a pause). Two workers may then index the same order; external versions make the
-///   older write a no-op, so the overlap is harmless.
+///   at once (after a timeout on a busy cluster: claimable after a pause). Two workers
+///   may then index the same order; external versions make the older write a no-op, so
+///   the overlap is harmless.
 struct OutboxLease: Sendable {
     let pool: PostgresPool
     /// Unique per worker and process start, so a restarted worker never mistakes old leases for its own.

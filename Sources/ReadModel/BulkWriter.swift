@@ -124,11 +124,8 @@ public struct BulkWriter: Sendable {
             return .failedWithoutAnswer
         case .success, .failure:
             let slow = timeout.answered(after: .now - sentAt)
-            if case .failure(let error) = sent, error.status == 429 {
-                window?.answered(sentAt: sentAt, slow: true)
-            } else {
-                window?.answered(sentAt: sentAt, slow: slow)
-            }
+            let overloaded = if case .failure(let error) = sent { error.status == 429 } else { false }
+            window?.answered(sentAt: sentAt, slow: slow || overloaded)
             attempt = .answered
         }
         Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
