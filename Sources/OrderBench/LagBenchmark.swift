@@ -44,7 +44,7 @@ extension ServiceBenchmarks {
             return try await Self.isSearchable(id, in: "orders", client: client)
         }
         let drainDeadline = ContinuousClock.now + .seconds(300)
-        while try await pool.query("SELECT count(*) FROM outbox").first?.int(0) ?? 1 > 0 {
+        while try await !BenchEnvironment.outboxIsEmpty(pool) {
             guard ContinuousClock.now < drainDeadline, indexer.isRunning else { throw BenchError("the indexer did not drain the outbox within 5 minutes") }
             try await Task.sleep(for: .milliseconds(50))
         }

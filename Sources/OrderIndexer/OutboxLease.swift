@@ -55,12 +55,16 @@ struct OutboxLease: Sendable {
     /// reindex registered before any of them is seen. A target that is no longer in force (its
     /// reindex died: it no longer holds the lock) is left out. Elasticsearch forbids commas in index
     /// names, so a comma-joined list is unambiguous.
+    ///
+    /// `id = ANY(ARRAY(…))`, not `id IN (…)`: for `IN` the planner hashes the chosen ids and
+    /// scans the whole outbox to find them, so a claim cost grew with the backlog (38 ms per
+    /// 2,000-event claim at 100,000 events); the array is looked up through the primary key.
     static let claimSQL = """
         WITH claimed AS (
             UPDATE outbox SET lease_owner = $2, lease_until = clock_timestamp() + $3::interval, attempts = attempts + 1
-            WHERE id IN (
+            WHERE id = ANY(ARRAY(
                 SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < clock_timestamp()
-                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
             RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, fanout_after,
                       \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us")))
         SELECT claimed.*,

@@ -82,14 +82,15 @@ public struct DeadLetters: Sendable {
     }
 
     /// Deletes dead letters older than the retention, 1000 per short
-    /// transaction (no long-held locks); returns how many.
+    /// transaction (no long-held locks); returns how many. `ANY(ARRAY(…))` keeps each step a
+    /// primary-key lookup (an `IN` subquery may be planned as a scan of the whole table per step).
     public func purge(olderThanSeconds seconds: Int) async throws -> Int {
         var total = 0
         while true {
             let deleted = try await pool.query(
                 """
-                DELETE FROM dead_letters WHERE id IN (
-                    SELECT id FROM dead_letters WHERE failed_at < now() - make_interval(secs => $1) ORDER BY id LIMIT 1000)
+                DELETE FROM dead_letters WHERE id = ANY(ARRAY(
+                    SELECT id FROM dead_letters WHERE failed_at < now() - make_interval(secs => $1) ORDER BY id LIMIT 1000))
                 """, [seconds]
             ).affectedRows
             total += deleted
