@@ -168,7 +168,7 @@ public struct IndexerService: Service {
     /// tell a busy cluster from a failing one or from the database.
     static func handBackReason(_ error: any Error) -> String {
         switch error {
-        case let gaveUp as BulkWriter.GaveUp: gaveUp.timedOut ? "cluster_timeout" : "cluster_unavailable"
+        case let gaveUp as BulkWriter.GaveUp: "cluster_\(gaveUp.lastAttempt.rawValue)"
         case is ElasticsearchError: "cluster_refused"
         case let database as LibPQError: "database_\(database.code)"
         default: "other"

@@ -34,20 +34,30 @@ public struct BulkWriter: Sendable {
 
     /// Transient failures went on past the caller's deadline (see `write(_:count:giveUpAt:)`).
     public struct GaveUp: Error, CustomStringConvertible {
+        /// What the last attempt got: operators tell a busy cluster (timeouts) from a failing one
+        /// (error answers, items refused for now) and from an unreachable one.
+        public enum LastAttempt: String, Sendable {
+            case timedOut = "timeout"
+            case errorAnswer = "error_answer"
+            case itemsToRetry = "items_to_retry"
+            case noConnection = "no_connection"
+        }
+
         public let attempts: Int
-        /// The last attempt got no answer in time (rather than an error answer or no connection).
-        public let timedOut: Bool
+        public let lastAttempt: LastAttempt
         /// Set when the last attempt timed out on a cluster that is busy rather than gone (it kept
         /// answering other requests): it is most likely still doing that request, so the same work
         /// should not be sent again before this much longer, the time it was already given.
         public let resendAfter: Duration?
-        public init(attempts: Int, timedOut: Bool, resendAfter: Duration? = nil) {
+        public init(attempts: Int, lastAttempt: LastAttempt, resendAfter: Duration? = nil) {
             self.attempts = attempts
-            self.timedOut = timedOut
+            self.lastAttempt = lastAttempt
             self.resendAfter = resendAfter
         }
+        /// The last attempt got no answer in time.
+        public var timedOut: Bool { lastAttempt == .timedOut }
         public var description: String {
-            "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s)\(timedOut ? ", the last timed out" : "")"
+            "Elasticsearch kept failing transiently; gave up after \(attempts) attempt(s), the last: \(lastAttempt.rawValue)"
         }
     }
 
@@ -60,7 +70,7 @@ public struct BulkWriter: Sendable {
         var outcomes = [BulkItemOutcome?](repeating: nil, count: count)
         var pending = Array(0..<count)
         var attempt = 0
-        var last = Attempt.answered
+        var last = GaveUp.LastAttempt.noConnection, resendAfter: Duration?
         while !pending.isEmpty {
             try Task.checkCancellation()
             let pendingSet = Set(pending)
@@ -68,7 +78,7 @@ public struct BulkWriter: Sendable {
             let start = ContinuousClock.now, waited = timeout.current
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
             do { sent = .success(try await client.bulk(request, timeout: waited)) } catch { sent = .failure(error) }
-            last = learn(from: sent, sentAt: start, waited: waited)
+            (last, resendAfter) = learn(from: sent, sentAt: start, waited: waited)
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -92,41 +102,32 @@ public struct BulkWriter: Sendable {
             }
             attempt += 1
             let delay = backoff.delay(attempt: attempt)
-            if let deadline, ContinuousClock.now + delay >= deadline { throw last.gaveUp(attempts: attempt) }
+            if let deadline, ContinuousClock.now + delay >= deadline {
+                throw GaveUp(attempts: attempt, lastAttempt: last, resendAfter: resendAfter)
+            }
             try await Task.sleep(for: delay)
         }
         return outcomes.map { $0 ?? .applied }
     }
 
-    /// What one attempt showed of the cluster.
-    enum Attempt {
-        case answered
-        case failedWithoutAnswer
-        case timedOut(resendAfter: Duration?)
-
-        func gaveUp(attempts: Int) -> GaveUp {
-            guard case .timedOut(let resendAfter) = self else { return GaveUp(attempts: attempts, timedOut: false) }
-            return GaveUp(attempts: attempts, timedOut: true, resendAfter: resendAfter)
-        }
-    }
-
     /// Any HTTP answer tells how long the cluster takes (a 429 says it is overloaded, whatever its
-    /// latency); no answer in time is a timeout. Both go to `timeout` and `window`.
+    /// latency); no answer in time is a timeout. Both go to `timeout` and `window`. Returns what the
+    /// attempt got, and after a timeout on a busy cluster how long to wait before sending it again.
     private func learn(from sent: Result<[BulkItemOutcome], ElasticsearchError>, sentAt: ContinuousClock.Instant,
-                       waited: Duration) -> Attempt {
-        let attempt: Attempt
+                       waited: Duration) -> (GaveUp.LastAttempt, resendAfter: Duration?) {
+        let attempt: (GaveUp.LastAttempt, resendAfter: Duration?)
         switch sent {
         case .failure(let error) where error.code == .timeout:
             let busy = timeout.timedOut()
             window?.timedOut(sentAt: sentAt)
-            attempt = .timedOut(resendAfter: busy ? waited : nil)
+            attempt = (.timedOut, busy ? waited : nil)
         case .failure(let error) where error.status == nil:
-            return .failedWithoutAnswer
+            return (.noConnection, nil)
         case .success, .failure:
             let slow = timeout.answered(after: .now - sentAt)
             let overloaded = if case .failure(let error) = sent { error.status == 429 } else { false }
             window?.answered(sentAt: sentAt, slow: slow || overloaded)
-            attempt = .answered
+            attempt = if case .success = sent { (.itemsToRetry, nil) } else { (.errorAnswer, nil) }
         }
         Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
         if let window { Gauge(label: "indexer_bulk_concurrency_limit").record(Double(window.limit)) }

@@ -126,6 +126,32 @@ import Testing
         } }
     }
 
+    /// A writer that gives up says what its last attempt got, so the hand-back metric tells an
+    /// error answer from a cluster that could not be reached.
+    @Test func aWriterThatGivesUpSaysWhatItsLastAttemptGot() async throws {
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: proxyURL)) }, stop: { await $0.shutdown() }) { client in
+                let writer = BulkWriter(client: client, logger: TestEnvironment.logger)
+                func lastAttempt(after fault: FaultProxy.Fault) async -> BulkWriter.GaveUp.LastAttempt? {
+                    proxy.setPersistent(fault)
+                    do {
+                        _ = try await writer.write({ _ in
+                            var request = BulkRequest()
+                            request.index(h.alias, id: "gives-up", version: 1, requireAlias: true) { $0.value(["order_id": "gives-up"]) }
+                            return request
+                        }, count: 1, giveUpAt: .now + .seconds(1))
+                        return nil
+                    } catch {
+                        return (error as? BulkWriter.GaveUp)?.lastAttempt
+                    }
+                }
+                #expect(await lastAttempt(after: .status(503)) == .errorAnswer)
+                #expect(await lastAttempt(after: .reset) == .noConnection)
+            }
+        } }
+    }
+
     /// The first bulk request takes 4 s, twice its 2 s timeout: the cluster is busy, not gone, and
     /// most likely still indexing what was abandoned. The batch is handed back with a pause as long
     /// as it already waited, so no worker (here the other one, woken at once without the pause)

@@ -5,7 +5,7 @@ import Testing
 /// Claim sizes: small without a backlog, large under one, and backing off when the cluster
 /// cannot finish what it is sent in time.
 @Suite struct BatchSizerTests {
-    let timedOut = BulkWriter.GaveUp(attempts: 3, timedOut: true)
+    let timedOut = BulkWriter.GaveUp(attempts: 3, lastAttempt: .timedOut)
 
     @Test func growsUnderABacklogAndShrinksWhenItIsGone() {
         var sizer = BatchSizer(normal: 500, backlog: 2000)
@@ -42,7 +42,7 @@ import Testing
     @Test func otherFailuresLeaveTheSizeAlone() {
         var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
         sizer.completed(500)
-        sizer.failed(BulkWriter.GaveUp(attempts: 12, timedOut: false))
+        sizer.failed(BulkWriter.GaveUp(attempts: 12, lastAttempt: .errorAnswer))
         sizer.failed(CancellationError())
         #expect(sizer.next == 2000)
         sizer.failed(timedOut)

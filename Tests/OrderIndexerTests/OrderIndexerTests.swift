@@ -74,8 +74,10 @@ import Testing
 @Suite struct HandBackReasonTests {
     /// The metric's reason tells a busy cluster (timeouts) from a failing one and from the database.
     @Test func namesWhatFailed() {
-        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, timedOut: true)) == "cluster_timeout")
-        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, timedOut: false)) == "cluster_unavailable")
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, lastAttempt: .timedOut)) == "cluster_timeout")
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, lastAttempt: .errorAnswer)) == "cluster_error_answer")
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, lastAttempt: .itemsToRetry)) == "cluster_items_to_retry")
+        #expect(IndexerService.handBackReason(BulkWriter.GaveUp(attempts: 3, lastAttempt: .noConnection)) == "cluster_no_connection")
         #expect(IndexerService.handBackReason(ElasticsearchError(code: .http, status: 400, errorType: nil)) == "cluster_refused")
         #expect(IndexerService.handBackReason(LibPQError(code: .queryCanceled)) == "database_queryCanceled")
         #expect(IndexerService.handBackReason(CancellationError()) == "other")
