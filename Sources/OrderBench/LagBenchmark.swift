@@ -21,6 +21,7 @@ extension ServiceBenchmarks {
         let sink = nullSink ? try await NullSink.start(alias: "orders", logger: logger) : nil
         let timings = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-ack-\(getpid()).txt").path
         try? FileManager.default.removeItem(atPath: timings)
+        let roundTrip = try await Self.idleRoundTrips(pool)
         let metricsPort = freePort(), apiPort = freePort()
         let indexer = try env.launch("order-indexer", environment: [
             "DATABASE_URL": url, "ELASTICSEARCH_URL": sink.map { "http://127.0.0.1:\($0.port)" } ?? osmem.url, "ORDERS_INDEX": "orders",
@@ -80,6 +81,7 @@ extension ServiceBenchmarks {
         report.add("p99_ack_ms", acknowledged.percentile(99) * 1000)
         report.add("histogram_p99_ack_ms", (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000)
         report.add("bulk_p99_ms", (histogramPercentile(metrics, name: "indexer_bulk_duration_seconds", 99) ?? .infinity) * 1000)
+        report.add("idle_statement_p50_us", roundTrip.percentile(50) * 1e6, digits: 0)
         report.add("p50_searchable_ms", searchable.percentile(50) * 1000)
         report.add("p99_searchable_ms", searchable.percentile(99) * 1000)
         if let direct {
@@ -94,6 +96,22 @@ extension ServiceBenchmarks {
         }
         report.target("every event acknowledged", acknowledged.count == rate * seconds)
         return report
+    }
+
+    /// How long one trivial statement takes through the same client path as the indexer's (the
+    /// libpq thread, PostgreSQL, back to the task) when the machine was idle just before: at 300
+    /// events/s the pipeline mostly waits, and every hand-off between threads and processes pays
+    /// a wake-up, which on some virtual machines costs several times the work itself. A batch
+    /// makes three such trips (four statements) besides its bulk request; this says what they cost here.
+    static func idleRoundTrips(_ pool: PostgresPool, count: Int = 200) async throws -> Latencies {
+        var latencies = Latencies()
+        for _ in 0..<count {
+            try await Task.sleep(for: .milliseconds(5))
+            let start = ContinuousClock.now
+            _ = try await pool.query("SELECT 1")
+            latencies.add((ContinuousClock.now - start).seconds)
+        }
+        return latencies
     }
 
     /// Commit → acknowledged per event from the indexer's `INDEXER_ACK_TIMINGS` lines.
