@@ -18,12 +18,15 @@ public struct FullLoader: Sendable {
     public let pool: PostgresPool
     public let writer: BulkWriter
     public var batchSize: Int
+    /// Bulk requests out at once (see `load`).
+    public var requestsInFlight: Int
     let logger: Logger
 
-    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, logger: Logger) {
+    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, requestsInFlight: Int = 2, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.batchSize = batchSize
+        self.requestsInFlight = max(1, requestsInFlight)
         self.logger = logger
     }
 
@@ -47,29 +50,47 @@ public struct FullLoader: Sendable {
 
     /// Loads into `index` (an alias when `throughAlias`); calls `progress` after each batch and
     /// `refused` with each page's refused documents (so they can be kept, in flat memory).
+    ///
+    /// `requestsInFlight` pages are out at once, and the next page is read while they are: the server
+    /// never waits for PostgreSQL or for this process between one answer and the next request. On a
+    /// server that live indexers keep busy too (a reindex beside the live load), each request out
+    /// gets about an equal turn, so one request at a time left the load a small share of it.
     public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in },
                      refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
-        var documents = try await page(after: nil)
-        while let last = documents.last {
-            // The next page is read while this one's bulk request is out: the server never waits for PostgreSQL.
-            async let next = page(after: last.orderID)
-            let outcomes = try await write(documents, into: index, throughAlias: throughAlias)
-            var refusedHere: [Refused] = []
-            for (document, outcome) in zip(documents, outcomes) {
-                switch outcome {
-                case .applied: summary.documents += 1
-                case .stale: summary.stale += 1; summary.documents += 1
-                case .rejected(let status, let type): refusedHere.append(Refused(document: document, status: status, errorType: type))
-                case .indexMissing, .retry: throw LoadError.indexVanished
+        try await withThrowingTaskGroup(of: (documents: [OrderDocument], outcomes: [BulkItemOutcome]).self) { requests in
+            var cursor: String?, exhausted = false, out = 0
+            while true {
+                while !exhausted, out < requestsInFlight {
+                    let documents = try await page(after: cursor)
+                    guard let last = documents.last else { exhausted = true; break }
+                    cursor = last.orderID
+                    requests.addTask { (documents, try await write(documents, into: index, throughAlias: throughAlias)) }
+                    out += 1
                 }
+                guard let (documents, outcomes) = try await requests.next() else { break }
+                out -= 1
+                let refusedHere = try tally(outcomes, of: documents, into: &summary)
+                if !refusedHere.isEmpty { try await refused(refusedHere) }
+                progress(summary.documents + summary.rejected)
             }
-            summary.rejected += refusedHere.count
-            if !refusedHere.isEmpty { try await refused(refusedHere) }
-            progress(summary.documents + summary.rejected)
-            documents = try await next
         }
         return summary
+    }
+
+    /// Counts one page's outcomes; returns the documents the target refused for good.
+    private func tally(_ outcomes: [BulkItemOutcome], of documents: [OrderDocument], into summary: inout Summary) throws -> [Refused] {
+        var refusedHere: [Refused] = []
+        for (document, outcome) in zip(documents, outcomes) {
+            switch outcome {
+            case .applied: summary.documents += 1
+            case .stale: summary.stale += 1; summary.documents += 1
+            case .rejected(let status, let type): refusedHere.append(Refused(document: document, status: status, errorType: type))
+            case .indexMissing, .retry: throw LoadError.indexVanished
+            }
+        }
+        summary.rejected += refusedHere.count
+        return refusedHere
     }
 
     /// One keyset page, in its own short read-only transaction.
