@@ -22,7 +22,7 @@ public struct FullLoader: Sendable {
     public var requestsInFlight: Int
     let logger: Logger
 
-    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, requestsInFlight: Int = 2, logger: Logger) {
+    public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, requestsInFlight: Int = 1, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.batchSize = batchSize
@@ -51,10 +51,9 @@ public struct FullLoader: Sendable {
     /// Loads into `index` (an alias when `throughAlias`); calls `progress` after each batch and
     /// `refused` with each page's refused documents (so they can be kept, in flat memory).
     ///
-    /// `requestsInFlight` pages are out at once, and the next page is read while they are: the server
-    /// never waits for PostgreSQL or for this process between one answer and the next request. On a
-    /// server that live indexers keep busy too (a reindex beside the live load), each request out
-    /// gets about an equal turn, so one request at a time left the load a small share of it.
+    /// `requestsInFlight` pages are out at once, and the next page is read while they are out, so
+    /// the server never waits for PostgreSQL. More than one matters on a server that live indexers
+    /// keep busy too (a reindex beside the live load, see `Reindexer.Options.requestsInFlight`).
     public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in },
                      refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
