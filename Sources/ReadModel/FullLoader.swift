@@ -58,14 +58,13 @@ public struct FullLoader: Sendable {
                      refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
         try await withThrowingTaskGroup(of: (documents: [OrderDocument], outcomes: [BulkItemOutcome]).self) { requests in
-            var cursor: String?, exhausted = false, out = 0
+            var next = try await page(after: nil), out = 0  // `next` is read ahead, while requests are out
             while true {
-                while !exhausted, out < requestsInFlight {
-                    let documents = try await page(after: cursor)
-                    guard let last = documents.last else { exhausted = true; break }
-                    cursor = last.orderID
+                while out < requestsInFlight, let last = next.last {
+                    let documents = next
                     requests.addTask { (documents, try await write(documents, into: index, throughAlias: throughAlias)) }
                     out += 1
+                    next = try await page(after: last.orderID)
                 }
                 guard let (documents, outcomes) = try await requests.next() else { break }
                 out -= 1
