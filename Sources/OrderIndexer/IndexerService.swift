@@ -187,15 +187,17 @@ public struct IndexerService: Service {
     /// `min(created_at)` would scan the whole outbox each time, more the longer the outage.
     static let backlogCountLimit = 100_000
 
+    /// The backlog (up to `$1` events) and the age of the oldest event, in seconds.
+    static let backlogSQL = """
+        SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS capped),
+               COALESCE((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM outbox ORDER BY id LIMIT 1), 0)::float8
+        """
+
     private func sampleBacklog() async {
         let backlog = Gauge(label: "indexer_outbox_backlog")
         let lag = Gauge(label: "indexer_lag_seconds")
         while !Task.isCancelled {
-            if let row = try? await pool.query("""
-                SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS capped),
-                       COALESCE((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM outbox ORDER BY id LIMIT 1), 0)::float8
-                """, [Self.backlogCountLimit]
-            ).first {
+            if let row = try? await pool.query(Self.backlogSQL, [Self.backlogCountLimit]).first {
                 backlog.record(Double(row.int(0) ?? 0))
                 lag.record(Double(row.string(1) ?? "0") ?? 0)
             }

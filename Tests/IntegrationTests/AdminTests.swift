@@ -93,6 +93,30 @@ import Testing
         }
     }
 
+    /// A reindex keeps two bulk requests out (a busy cluster gives each request out a turn); a
+    /// self-heal rebuild keeps one. Every bulk request is held 2 s by the proxy: 1 s in, that many
+    /// have arrived, and the load still writes every order once.
+    @Test func aFullLoadKeepsItsRequestsInFlight() async throws {
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(30, customerID: customer)
+            for requestsInFlight in [1, 2] {
+                try await withProxiedClient { proxy, proxied in
+                    let index = "\(h.alias)_load_\(requestsInFlight)"
+                    _ = try await h.elasticsearch.createIndex(index, body: try IndexLayout.mapping())
+                    proxy.setPersistent(.delay(.seconds(2)))
+                    let loader = FullLoader(pool: h.database.pool, writer: BulkWriter(client: proxied, logger: TestEnvironment.logger),
+                                            batchSize: 10, requestsInFlight: requestsInFlight, logger: TestEnvironment.logger)
+                    async let summary = loader.load(into: index, throughAlias: false)
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(proxy.requestCount == requestsInFlight)
+                    #expect(try await summary.documents == 30)
+                    #expect(proxy.requestCount == 3)
+                }
+            }
+        }
+    }
+
     /// A failure injected mid-load leaves the alias and the live index untouched and removes the partial index.
     @Test func failedReindexLeavesLiveIndexUntouched() async throws {
         try await IndexerHarness.with() { h in
