@@ -25,21 +25,26 @@ import ReadModel
 /// reindex whose session ended (a PostgreSQL restart) fails instead of swapping: the indexers
 /// stopped writing into its new index then, so it may miss changes.
 ///
-/// Indexers write to the catch-up alias with `require_alias`, so a write that
-/// races its removal fails harmlessly instead of re-creating a stray index.
-/// Any failure before the swap unregisters and deletes the new index (and with
-/// it the catch-up alias) and leaves the alias untouched. Idempotent cluster
+/// Indexers and the load itself write to the catch-up alias with `require_alias`, so a
+/// write that races its removal fails harmlessly instead of re-creating a stray index.
+/// Any failure before the swap, and a cancellation (`order-admin reindex` cancels on
+/// SIGINT and SIGTERM), unregisters and deletes the new index (and with it the catch-up
+/// alias) and leaves the alias untouched. Idempotent cluster
 /// calls wait out a busy cluster (`retryingWhileBusy`); the alias swap reads the alias back
 /// before it tries again (`swapAlias`), because a second attempt after one that was applied is
 /// not a no-op.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
         public var batchSize = 2000
-        /// Bulk requests the load keeps out at once. Two: the live indexers keep writing meanwhile,
-        /// and a server gives each request out about an equal turn, so with one the load got one
-        /// turn in N (a soak's reindex ran at 58–74 docs/s beside the live load and was cut off).
-        /// A self-heal rebuild keeps one: the live indexers wait for it.
-        public var requestsInFlight = 2
+        /// Bulk requests the load keeps out at once (`--requests-in-flight`); the next page is read
+        /// meanwhile either way. A server gives each request out about an equal turn, so more
+        /// requests take a larger share of a cluster the live indexers keep busy, and the live
+        /// changes wait: in a 30-minute soak on one saturated osmem-server, two made the reindex
+        /// faster (78–84 docs/s, was 58–74) but the live backlog grew to 61,000 events (33,500 with
+        /// one) and the read side was not exact 10 minutes after the load. Fresh search results
+        /// matter more than a background rebuild's speed, so one by default; a cluster with
+        /// headroom (several Elasticsearch nodes) can take more.
+        public var requestsInFlight = 1
         public var keepOld = false
         public var dryRun = false
         public var mappingPath: String?
@@ -58,6 +63,8 @@ public struct Reindexer: Sendable {
         case alreadyRunning
         case rejectedDocuments(Int)
         case failed(step: String, underlying: String)
+        /// Cancelled (the command got SIGINT or SIGTERM).
+        case stopped(step: String)
 
         public var description: String {
             switch self {
@@ -65,6 +72,7 @@ public struct Reindexer: Sendable {
             case .rejectedDocuments(let n):
                 "Elasticsearch rejected \(n) document(s), kept as dead letters (order-admin dead-letters list); the live index was left untouched"
             case .failed(let step, let underlying): "reindex failed while \(step): \(underlying); the live index was left untouched"
+            case .stopped(let step): "reindex stopped while \(step); its new index is removed and the live index was left untouched"
             }
         }
     }
@@ -92,7 +100,7 @@ public struct Reindexer: Sendable {
                 _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
                 return report
             } catch {
-                _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key])
+                await Self.evenIfCancelled { _ = try? await lockConnection.query("SELECT pg_advisory_unlock($1)", [AdvisoryLock.reindex.key]) }
                 throw error
             }
         }
@@ -121,7 +129,9 @@ public struct Reindexer: Sendable {
             try await Self.step("pausing refreshes") { try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, "-1") } }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
             let summary = try await Self.step("loading documents") {
-                try await loader.load(into: newIndex, throughAlias: false, progress: { done in progress(done, total) }, refused: keep)
+                // Through the catch-up alias with `require_alias`: a bulk request still out when a failed
+                // or stopped reindex deletes the index fails, instead of re-creating it.
+                try await loader.load(into: catchUp, throughAlias: true, progress: { done in progress(done, total) }, refused: keep)
             }
             guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
@@ -141,11 +151,13 @@ public struct Reindexer: Sendable {
             }
             return Report(newIndex: newIndex, oldIndices: old, documents: summary.documents, rejected: [], dryRun: false)
         } catch {
-            // Leave everything as it was: stop live indexers from writing to the
-            // new index (waiting for their in-flight batches), then drop it.
-            _ = try? await unregister("\(newIndex)_catchup")
-            if try await client.aliasTargets(layout.alias).contains(newIndex) == false {
-                _ = try? await client.deleteIndex(newIndex)
+            // Leave everything as it was: stop live indexers from writing to the new index, then
+            // drop it. Also after a cancellation (the operator's Ctrl-C, a job runner's SIGTERM).
+            await Self.evenIfCancelled { [self] in
+                _ = try? await unregister("\(newIndex)_catchup")
+                if (try? await client.aliasTargets(layout.alias).contains(newIndex)) == false {
+                    _ = try? await client.deleteIndex(newIndex)
+                }
             }
             throw error
         }
@@ -225,8 +237,15 @@ public struct Reindexer: Sendable {
         logger.error("documents refused by the new index; kept as dead letters", metadata: ["reindex.refused": "\(refused.count)"])
     }
 
+    /// Runs clean-up in a task of its own, which a cancellation of the reindex does not reach (a
+    /// cancelled task's cluster calls would fail at once).
+    private static func evenIfCancelled(_ body: @escaping @Sendable () async -> Void) async {
+        await Task { await body() }.value
+    }
+
     private static func step<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let error as ReindexError { throw error } catch {
+            if Task.isCancelled { throw ReindexError.stopped(step: name) }
             throw ReindexError.failed(step: name, underlying: "\(error)")
         }
     }

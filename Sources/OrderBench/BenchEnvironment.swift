@@ -181,17 +181,29 @@ public final class Child: @unchecked Sendable {
     /// Sends `signal` and polls (never blocking a thread) up to `within` for the exit:
     /// the exit status, or nil if it was still running (it is then killed).
     public func stop(signal: Int32, within: Duration) async -> Int32? {
-        if process.isRunning { kill(pid, signal) }
-        let deadline = ContinuousClock.now + within
-        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        guard !process.isRunning else { kill(pid, SIGKILL); return nil }
+        guard await exited(after: signal, within: within) else { kill(pid, SIGKILL); return nil }
         return process.terminationStatus
     }
 
     public var isRunning: Bool { process.isRunning }
 
-    /// Waits (polling) up to `within` for the process to end by itself; its exit status, or nil (then it is killed).
-    public func waitForExit(within: Duration) async -> Int32? { await stop(signal: 0, within: within) }
+    /// Waits (polling) up to `within` for the process to end by itself: its exit status. Past that,
+    /// nil: it gets SIGTERM and up to `grace` to wind down (a reindex removes its half-loaded
+    /// index, as after an operator's Ctrl-C), then SIGKILL.
+    public func waitForExit(within: Duration, grace: Duration = .zero) async -> Int32? {
+        if await exited(after: 0, within: within) { return process.terminationStatus }
+        if grace > .zero { _ = await exited(after: SIGTERM, within: grace) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        return nil
+    }
+
+    /// Sends `signal` (0: none) and polls up to `within` for the exit; whether it exited.
+    private func exited(after signal: Int32, within: Duration) async -> Bool {
+        if signal != 0, process.isRunning { kill(pid, signal) }
+        let deadline = ContinuousClock.now + within
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return !process.isRunning
+    }
 
     public func wait() -> Int32 {
         process.waitUntilExit()

@@ -35,7 +35,8 @@ struct AdminContext {
     var layout: IndexLayout { IndexLayout(alias: configuration.ordersIndex) }
 
     func close() async {
-        await client.shutdown()
+        // A stopped command's abandoned transfer (a bulk request to a busy cluster) is not waited for.
+        await client.shutdown(patience: .milliseconds(500))
         await pool.shutdown()
     }
 
@@ -73,12 +74,15 @@ struct Reindex: AsyncParsableCommand {
     )
 
     @Option(help: "Orders per bulk request.") var batchSize = 2000
+    @Option(help: "Bulk requests kept out at once (more: a faster reindex, slower live updates on a busy cluster).")
+    var requestsInFlight = Reindexer.Options().requestsInFlight
     @Flag(help: "Keep the previous index after the swap.") var keepOld = false
     @Flag(help: "Show what would happen without changing anything.") var dryRun = false
     @Option(help: "Use this mapping file instead of the packaged mappings/orders.json.") var mappings: String?
 
     func validate() throws {
         guard (1...10_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 10000") }
+        guard (1...8).contains(requestsInFlight) else { throw ValidationError("--requests-in-flight must be from 1 to 8") }
     }
 
     func run() async throws {
@@ -88,13 +92,15 @@ struct Reindex: AsyncParsableCommand {
     private func run(_ context: AdminContext) async throws {
         var options = Reindexer.Options()
         options.batchSize = batchSize
+        options.requestsInFlight = requestsInFlight
         options.keepOld = keepOld
         options.dryRun = dryRun
         options.mappingPath = mappings
         let reindexer = Reindexer(pool: context.pool, client: context.client, layout: context.layout, options: options, logger: context.logger)
         let progress = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
         do {
-            let report = try await reindexer.run { done, total in progress.update(done: done, total: total) }
+            // A Ctrl-C or SIGTERM cancels the load, which then removes its half-loaded index.
+            let report = try await cancellingOnInterrupt { try await reindexer.run { done, total in progress.update(done: done, total: total) } }
             progress.finish()
             if report.dryRun {
                 print("dry run: would load \(report.documents) orders into \(report.newIndex) and point \(context.configuration.ordersIndex) at it (now: \(report.oldIndices.joined(separator: ", ").ifEmpty("none")))")
@@ -102,6 +108,10 @@ struct Reindex: AsyncParsableCommand {
                 print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
                       + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))"))
             }
+        } catch let interrupted as Interrupted {
+            progress.finish()
+            FileHandle.standardError.write(Data("order-admin reindex: \(interrupted)\n".utf8))
+            throw ExitCode(interrupted.exitCode)
         } catch {
             progress.finish()
             FileHandle.standardError.write(Data("order-admin reindex: \(error)\n".utf8))

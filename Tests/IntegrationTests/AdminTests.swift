@@ -1,4 +1,5 @@
 import ElasticsearchClient
+import Foundation
 import FaultProxy
 import JSONSupport
 import OrderAdmin
@@ -93,9 +94,9 @@ import Testing
         }
     }
 
-    /// A reindex keeps two bulk requests out (a busy cluster gives each request out a turn); a
-    /// self-heal rebuild keeps one. Every bulk request is held 2 s by the proxy: 1 s in, that many
-    /// have arrived, and the load still writes every order once.
+    /// A full load keeps as many bulk requests out as asked (`reindex --requests-in-flight`). Every
+    /// bulk request is held 2 s by the proxy: 1 s in, that many have arrived, and the load still
+    /// writes every order once.
     @Test func aFullLoadKeepsItsRequestsInFlight() async throws {
         try await IndexerHarness.with() { h in
             let customer = try await h.api.createCustomer()
@@ -163,6 +164,36 @@ import Testing
             #expect(try await h.elasticsearch.aliasTargets(h.alias) == [report.newIndex])
             #expect(try await h.elasticsearch.count(h.alias) == 10)
             await indexer.stop()
+        }
+    }
+
+    /// An operator's Ctrl-C or a job runner's SIGTERM mid-load (every bulk request held 60 s): the
+    /// reindex removes its half-loaded index and its catch-up registration, leaves the alias where
+    /// it was, and exits promptly with 128 + the signal's number, instead of leaving them for the
+    /// next reindex (a soak's killed reindex left 50,000 documents in a busy server for the rest of the run).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aReindexAskedToStopRemovesWhatItStarted(signal: Int32) async throws {
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(20, customerID: customer)
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let live = try await h.elasticsearch.aliasTargets(h.alias)
+            try await h.withFaultProxy { proxy, url in
+                proxy.inject(.delay(.seconds(60)), count: 100, onRequestsStartingWith: "POST /_bulk")
+                let admin = try h.startAdminProcess(["reindex", "--batch-size", "5"], elasticsearchURL: url)
+                let registered = "SELECT count(*) FROM index_targets"
+                #expect(await eventually(timeout: .seconds(30), every: .milliseconds(50)) { (try? await h.database.count(registered)) == 1 })
+                let catchUp = try await h.database.pool.query("SELECT index_name FROM index_targets").first?.string(0) ?? ""
+                let newIndex = String(catchUp.dropLast("_catchup".count))
+                #expect(try await h.elasticsearch.indexExists(newIndex))
+                try await Task.sleep(for: .milliseconds(500))  // a bulk request is out
+                let started = ContinuousClock.now
+                let status = await admin.stop(signal: signal, within: .seconds(15))
+                #expect(status == 128 + signal, "exit status \(status.map(String.init) ?? "none: still running after 15 s")")
+                #expect(ContinuousClock.now - started < .seconds(15))
+                #expect(try await !h.elasticsearch.indexExists(newIndex))
+            }
+            try await expectLiveIndexUntouched(h, live: live)
         }
     }
 

@@ -132,8 +132,9 @@ final class SoakChaos: Sendable {
         }
     }
 
-    /// Runs `order-admin arguments` (at most 10 minutes); a failure is counted and logged with
-    /// how long it ran and the end of what it printed.
+    /// Runs `order-admin arguments` (at most 10 minutes, then SIGTERM and a minute to undo its work,
+    /// as a job runner's timeout would); a failure is counted and logged with how long it ran and the
+    /// end of what it printed.
     private func runAdmin(_ arguments: [String], failures: WritableKeyPath<Outcome, Int>) async {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-admin-\(getpid()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
@@ -143,7 +144,7 @@ final class SoakChaos: Sendable {
             let child = try stack.env.launch("order-admin", arguments, environment: [
                 "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias, "LOG_LEVEL": "error",
             ], outputPath: output)
-            status = await child.waitForExit(within: .seconds(600))
+            status = await child.waitForExit(within: .seconds(600), grace: .seconds(60))
         } catch {
             status = -1
         }
@@ -151,7 +152,7 @@ final class SoakChaos: Sendable {
         outcome.withLock { $0[keyPath: failures] += 1 }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         logger.warning("order-admin failed", metadata: [
-            "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "killed after 600 s")",
+            "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "stopped after 600 s")",
             "soak.seconds": "\(Int((ContinuousClock.now - started).seconds))", "soak.output": "\(printed.suffix(800))",
         ])
     }

@@ -38,6 +38,14 @@ struct IndexerHarness {
         ].merging(settings) { $1 })
     }
 
+    /// An `order-admin` process on this harness's database and alias (for signals), its output
+    /// discarded unless `TEST_CHILD_LOG` is set.
+    func startAdminProcess(_ arguments: [String], elasticsearchURL: String) throws -> ChildProcess {
+        try ChildProcess(ChildProcess.product("order-admin"), arguments: arguments, environment: [
+            "DATABASE_URL": database.url, "ELASTICSEARCH_URL": elasticsearchURL, "ORDERS_INDEX": alias, "LOG_LEVEL": "critical",
+        ])
+    }
+
     /// Runs `body` with a fault proxy in front of this harness's osmem-server and the proxy's URL;
     /// stops the proxy afterwards, also when `body` throws.
     func withFaultProxy<T>(_ body: (FaultProxy, String) async throws -> T) async throws -> T {
