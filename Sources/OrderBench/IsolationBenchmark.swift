@@ -156,11 +156,7 @@ public struct IsolationBenchmark: Sendable {
     }
 
     /// User + system CPU seconds of this process (the load generator's own cost).
-    static func ownCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
+    static func ownCPUSeconds() -> Double { ServiceBenchmarks.cpuSeconds(Int32(RUSAGE_SELF.rawValue)) }
 
     private func report(_ phases: [Phase], rate: Int, sustained: Double) -> BenchReport {
         var report = BenchReport("isolation")

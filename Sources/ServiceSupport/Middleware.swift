@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// Turns every error into a problem+json response: `Problem`s as they are,
 /// Hummingbird's own errors (unknown route, body too large) with their status,
@@ -67,15 +68,40 @@ public final class AllowedMethods<Context: RequestContext>: @unchecked Sendable 
 
 /// Request count and latency histogram by route, method and status.
 public struct RouteMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    private let handles = RouteMetricHandles()
+
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
-        let route = context.endpointPath ?? "unmatched"
-        let dimensions = [("route", route), ("method", request.method.rawValue), ("status", String(response.status.code))]
-        Counter(label: "http_requests_total", dimensions: dimensions).increment()
-        Timer(label: "http_request_duration_seconds", dimensions: dimensions).record(duration: ContinuousClock.now - start)
+        let (requests, duration) = handles.for(route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
+                                              status: response.status.code)
+        requests.increment()
+        duration.record(duration: ContinuousClock.now - start)
         return response
+    }
+}
+
+/// The counter and timer of each route, method and status, made once: making them per request
+/// (swift-metrics' factory validates the names and looks the series up under the registry's lock)
+/// cost every request a few microseconds. Routes are the router's paths and NIO's parser accepts
+/// only known methods, so the set is small; `limit` bounds it all the same.
+final class RouteMetricHandles: Sendable {
+    struct Key: Hashable {
+        let route: String, method: String, status: Int
+    }
+
+    static let limit = 1000
+    private let made = Mutex<[Key: (Counter, Timer)]>([:])
+
+    func `for`(route: String, method: String, status: Int) -> (Counter, Timer) {
+        let key = Key(route: route, method: method, status: status)
+        if let found = made.withLock({ $0[key] }) { return found }
+        let dimensions = [("route", route), ("method", method), ("status", String(status))]
+        let handles = (Counter(label: "http_requests_total", dimensions: dimensions),
+                       Timer(label: "http_request_duration_seconds", dimensions: dimensions))
+        made.withLock { if $0.count < Self.limit { $0[key] = handles } }
+        return handles
     }
 }
