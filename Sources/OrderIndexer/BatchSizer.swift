@@ -24,10 +24,8 @@ struct BatchSizer: Sendable, Equatable {
         ceiling = self.backlog
     }
 
-    /// A batch of `processed` events came back from a claim of `next × share` (`share`: the
-    /// workers' shares this one claimed for, `IndexerService.requestShare`).
-    mutating func completed(_ processed: Int, share: Int = 1) {
-        if processed >= next * max(1, share) {
+    mutating func completed(_ processed: Int) {
+        if processed >= next {
             next = ceiling
             ceiling = min(ceiling * 2, backlog)
         } else {

@@ -138,9 +138,8 @@ public struct IndexerService: Service {
                 continue
             }
             do {
-                let share = writer.window.map { Self.requestShare(workers: configuration.workers, windowLimit: $0.limit) } ?? 1
-                let processed = try await processor.processBatch(limit: sizer.next * share, share: share)
-                sizer.completed(processed, share: share)
+                let processed = try await processor.processBatch(limit: sizer.next)
+                sizer.completed(processed)
                 failures = 0
                 if processed > 0 { continue }
                 await wake.wait(after: generation, timeout: configuration.pollInterval)
@@ -163,20 +162,6 @@ public struct IndexerService: Service {
                 try? await Task.sleep(for: delay)
             }
         }
-    }
-
-    /// How many workers' batches a worker claims for while the window lets only `windowLimit` of the
-    /// process's `workers` send: the process keeps about the events in flight its workers would
-    /// (memory stays where it was), in fewer, larger requests.
-    ///
-    /// Why: a search server that slows down under load often charges per request rather than per
-    /// document. osmem-server, on an index of 50,000 orders, took 22–24 s for a bulk request of 100
-    /// random updates and as long for 1,000 (README, Chaos soak), so the documents per request set
-    /// what it can take; a worker that waits for the window would otherwise leave its share to
-    /// more, smaller requests later. Elasticsearch's own guidance under pressure is the same:
-    /// fewer, larger bulk requests.
-    static func requestShare(workers: Int, windowLimit: Int) -> Int {
-        max(1, workers / max(1, windowLimit))
     }
 
     /// Why a batch was handed back, for `indexer_batches_handed_back_total`: operators (and soaks)

@@ -72,15 +72,13 @@ public struct OutboxProcessor: Sendable {
     /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
     /// A customer change fans out in chunks of at most `limit` orders too: a worker whose batches
     /// shrank after timeouts (`BatchSizer`) sends a busy cluster smaller fan-out requests as well.
-    /// `share`: how many workers' batches this one claims for (`IndexerService.requestShare`); its
-    /// fan-out chunks grow by as much.
-    public func processBatch(limit: Int, share: Int = 1) async throws -> Int {
+    public func processBatch(limit: Int) async throws -> Int {
         let (events, targets) = try await lease.claim(limit: limit)
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, catchUpTargets: targets, fanOutChunk: min(limit, configuration.fanOutChunk * max(1, share)),
+                try await indexAndAcknowledge(events, catchUpTargets: targets, fanOutChunk: min(limit, configuration.fanOutChunk),
                                               unacknowledged: &unacknowledged)
             }
         } catch {

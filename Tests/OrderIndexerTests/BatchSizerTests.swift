@@ -38,29 +38,6 @@ import Testing
         #expect(sizer.next == 125)
     }
 
-    /// A worker claiming for two (the window lets one of two workers send) is full only at twice its size.
-    @Test func aClaimForSeveralWorkersIsFullOnlyAtTheirSharesTogether() {
-        var sizer = BatchSizer(normal: 500, backlog: 1000)
-        sizer.completed(500, share: 2)
-        #expect(sizer.next == 500)
-        sizer.completed(1000, share: 2)
-        #expect(sizer.next == 1000)
-        sizer.completed(2000, share: 2)
-        #expect(sizer.next == 1000)
-        sizer.completed(1500, share: 2)
-        #expect(sizer.next == 500)
-    }
-
-    /// The sending workers claim for those the window holds back, so the process's events in flight stay as they were.
-    @Test func theSendingWorkersClaimForThoseTheWindowHoldsBack() {
-        #expect(IndexerService.requestShare(workers: 2, windowLimit: 2) == 1)
-        #expect(IndexerService.requestShare(workers: 2, windowLimit: 1) == 2)
-        #expect(IndexerService.requestShare(workers: 4, windowLimit: 2) == 2)
-        #expect(IndexerService.requestShare(workers: 4, windowLimit: 3) == 1)
-        #expect(IndexerService.requestShare(workers: 1, windowLimit: 1) == 1)
-        #expect(IndexerService.requestShare(workers: 3, windowLimit: 0) == 3)
-    }
-
     /// Refusals, error answers and lost connections say nothing about the size: it stays.
     @Test func otherFailuresLeaveTheSizeAlone() {
         var sizer = BatchSizer(normal: 500, backlog: 2000, floor: 50)
