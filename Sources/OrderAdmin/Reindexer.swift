@@ -155,11 +155,27 @@ public struct Reindexer: Sendable {
             // drop it. Also after a cancellation (the operator's Ctrl-C, a job runner's SIGTERM).
             await Self.evenIfCancelled { [self] in
                 _ = try? await unregister("\(newIndex)_catchup")
-                if (try? await client.aliasTargets(layout.alias).contains(newIndex)) == false {
-                    _ = try? await client.deleteIndex(newIndex)
-                }
+                await removeUnlessLive(newIndex)
             }
             throw error
+        }
+    }
+
+    /// How long the clean-up of a failed or stopped reindex waits for a busy cluster, per call: a job
+    /// runner that sent SIGTERM gives a minute at most before SIGKILL (the soak does).
+    static let cleanUpPatience: Duration = .seconds(15)
+
+    /// Deletes `newIndex` unless the alias points at it. A busy cluster is asked again for up to
+    /// `cleanUpPatience`: a soak's stopped reindex, which tried once, left its 94,000-document index
+    /// behind when osmem-server was slow to answer. What still fails is named in the log, for the
+    /// operator to delete: the registration is already gone, so no later reindex would find it.
+    private func removeUnlessLive(_ newIndex: String) async {
+        do {
+            let live = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.aliasTargets(layout.alias) }
+            guard !live.contains(newIndex) else { return }
+            _ = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.deleteIndex(newIndex) }
+        } catch {
+            logger.error("could not remove the new index; delete it by hand", metadata: ["es.index": "\(newIndex)", "error": "\(error)"])
         }
     }
 

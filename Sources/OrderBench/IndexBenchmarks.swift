@@ -23,7 +23,9 @@ public struct IndexBenchmarks: Sendable {
 
     /// Posts bodies with `concurrency` connections; returns seconds.
     func postRaw(_ bodies: [[UInt8]], to url: String, concurrency: Int) async throws -> Double {
-        let configuration = { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); return c }()
+        // A request of random updates on a large osmem index is answered after tens of seconds with
+        // nothing sent meanwhile, which the default 20 s low-speed limit would take for a dead peer.
+        let configuration = { var c = CurlHTTPClient.Configuration(); c.threads = concurrency; c.requestTimeout = .seconds(300); c.lowSpeedTime = .seconds(300); return c }()
         return try await withScoped({ CurlHTTPClient(configuration: configuration) }, stop: { await $0.shutdown() }) { http in
             try await postRaw(bodies, to: url, concurrency: concurrency, through: http)
         }

@@ -1,4 +1,6 @@
+import ElasticsearchClient
 import LibPQClient
+import ReadModel
 
 /// `server-updates`: how the search server's indexing speed changes as updates pile up.
 ///
@@ -6,7 +8,9 @@ import LibPQClient
 /// one connection) into a fresh osmem-server, then posted again `rounds` times, each round a newer
 /// version of every document: with a new, unique tracking number (as a shipment brings), or with
 /// the same content (`changeContent` false). Elasticsearch merges segments in the background; a
-/// server that keeps what it replaced gets slower round by round.
+/// server that keeps what it replaced gets slower round by round. Then updates of orders chosen
+/// at random, 1, 10, 100 and 1000 to a request: what a request costs when it touches the whole
+/// index rather than its newest part.
 struct ServerUpdateDecay {
     let benchmarks: IndexBenchmarks
 
@@ -31,7 +35,39 @@ struct ServerUpdateDecay {
                 benchmarks.logger.info("server updates", metadata: ["bench.round": "\(round)", "bench.docs_per_s": "\(Int(rates[round]))"])
             }
             report.add("last_round_vs_insert", rates[rounds] / rates[0])
+            for probe in try await randomUpdates(pool: pool, url: osmem.url, newerThan: rounds) {
+                report.add("random_updates_\(probe.size)_s_per_request", probe.secondsPerRequest, digits: 3)
+                report.add("random_updates_\(probe.size)_docs_per_s", Double(probe.size) / probe.secondsPerRequest, digits: 0)
+            }
             return report
         }
+    }
+
+    /// Updates of orders chosen at random, `size` to a request, as a live load sends them (the rounds
+    /// above update in id order). Each size is posted `samples` times, one request at a time, and
+    /// timed as a whole: a request that waits for the server to rework its index is in the mean.
+    private func randomUpdates(pool: PostgresPool, url: String, newerThan rounds: Int) async throws
+        -> [(size: Int, secondsPerRequest: Double)] {
+        var results: [(size: Int, secondsPerRequest: Double)] = []
+        var bump = rounds
+        for (size, samples) in [(1, 20), (10, 5), (100, 5), (1000, 2)] {
+            var bodies: [[UInt8]] = []
+            for _ in 0..<samples {
+                bump += 1
+                let ids = try await pool.query("SELECT id FROM orders ORDER BY random() LIMIT $1", [size]).compactMap { $0.string(0) }
+                let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: ids, on: $0) }
+                var request = BulkRequest()
+                for d in documents {
+                    request.index(IndexBenchmarks.alias, id: d.orderID, version: d.externalVersion + Int64(bump), requireAlias: true) {
+                        d.writeJSON(into: &$0)
+                    }
+                }
+                bodies.append(request.body.bytes)
+            }
+            let seconds = try await benchmarks.postRaw(bodies, to: url, concurrency: 1)
+            results.append((size, seconds / Double(samples)))
+            benchmarks.logger.info("random updates", metadata: ["bench.size": "\(size)", "bench.s_per_request": "\(seconds / Double(samples))"])
+        }
+        return results
     }
 }
