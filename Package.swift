@@ -128,7 +128,7 @@ let package = Package(
         ),
         .target(
             name: "OrderIndexer",
-            dependencies: ["ReadModel", "OrderStore", "LibPQClient", "ElasticsearchClient", "ServiceSupport", "RetryPolicy",
+            dependencies: ["ReadModel", "OrderDomain", "OrderStore", "LibPQClient", "ElasticsearchClient", "ServiceSupport", "RetryPolicy",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),

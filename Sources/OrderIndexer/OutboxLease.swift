@@ -1,5 +1,6 @@
 import LibPQClient
 import Metrics
+import OrderDomain
 import OrderStore
 
 /// One outbox event as a worker claimed it.
@@ -96,6 +97,18 @@ struct OutboxLease: Sendable {
             WHERE id = ANY($1::text[]::bigint[]) AND lease_owner = $2 RETURNING id
             """, [PostgresTextArray(ids.map(String.init)), owner, duration, progress.id, progress.fanOutAfter])
             .filter { $0.int64("id") == progress.id }.isEmpty
+    }
+
+    /// Whether a change of `customer` newer than event `id` is in the outbox, claimed or not.
+    ///
+    /// Such a change makes what an older one's fan-out has left to do redundant: that row is
+    /// visible, so it committed, and its own fan-out reads each order after it claims it, so after
+    /// that commit (and after the older change's): every document it writes carries the customer
+    /// as new as the older fan-out's would, or newer. Looked up by `outbox_aggregate`.
+    func newerChangeQueued(ofCustomer customer: String, than id: Int64) async throws -> Bool {
+        try await pool.query("""
+            SELECT EXISTS (SELECT 1 FROM outbox WHERE aggregate_type = $1 AND aggregate_id = $2 AND id > $3)
+            """, [DomainEvent.AggregateType.customer.rawValue, customer, id]).first?.string(0) == "t"
     }
 
     /// Runs `body` while extending the lease on `ids` every third of its duration. A slow cluster

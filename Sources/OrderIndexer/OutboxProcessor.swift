@@ -187,6 +187,13 @@ public struct OutboxProcessor: Sendable {
         let ids = changes.map(\.id)
         var after = latest.fanOutAfter
         while true {
+            // A newer change of the customer fans out over every order anyway: stop here. A customer
+            // renamed twice in a row re-indexes its 100,000 orders once more, not twice more.
+            if try await lease.newerChangeQueued(ofCustomer: latest.aggregateID, than: latest.id) {
+                logger.info("customer fan-out superseded by a newer change", metadata: ["customer.id": "\(latest.aggregateID)"])
+                Counter(label: "indexer_fan_outs_superseded_total").increment()
+                break
+            }
             let cursor = after, limit = chunk
             let orderIDs = try await pool.withConnection {
                 try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)

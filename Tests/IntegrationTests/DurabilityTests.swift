@@ -230,6 +230,51 @@ import Testing
         }
     }
 
+    /// A customer renamed again while the first rename still fans out (one worker, 20 orders per
+    /// chunk, each bulk request 200 ms): the first fan-out stops at its next chunk, since the newer
+    /// change re-reads every order anyway, and every order ends with the newest name.
+    @Test func aNewerCustomerChangeSupersedesAFanOutUnderWay() async throws {
+        try await IndexerHarness.with { h in
+            let customer = try await h.api.createCustomer(name: "First Name")
+            _ = try await h.api.placeOrders(200, customerID: customer)
+            let first = try h.startIndexer()
+            // Drained, not only in sync: the customer's registration must not share the rename's batch.
+            #expect(await eventually(timeout: .seconds(60)) {
+                guard await h.inSync() else { return false }
+                return (try? await h.outboxCount()) == 0
+            })
+            await first.stop()
+
+            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
+            let port = try await proxy.start()
+            proxy.setPersistent(.delay(.milliseconds(200)))
+            let indexer = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 1) { $0.processor.fanOutChunk = 20 }
+            #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Second Name"])).status == 200)
+            let oldest = "SELECT id, fanout_after FROM outbox WHERE aggregate_type = 'customer' ORDER BY id LIMIT 1"
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                (try? await h.database.pool.query(oldest).first?.string(1)) != nil
+            })
+            let firstChange = try #require(try await h.database.pool.query(oldest).first?.string(0))
+            #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Third Name"])).status == 200)
+            // The chunks the first fan-out recorded until its row was gone: one or two before the
+            // newer change committed and one under way then, against all 10 without superseding.
+            var chunks = Set<String>()
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(60),
+                  let row = try await h.database.pool.query("SELECT fanout_after FROM outbox WHERE id = $1::bigint", [firstChange]).first {
+                if let progress = row.string(0) { chunks.insert(progress) }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!chunks.isEmpty)
+            #expect(chunks.count <= 4, "the first fan-out went on for \(chunks.count) of 10 chunks")
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            let renamed = try await h.elasticsearch.count(h.alias, query: ["term": [IndexField.customerNameRaw.path: "Third Name"]])
+            #expect(renamed == 200)
+            await indexer.stop()
+            await proxy.stop()
+        }
+    }
+
     /// Guarantee 7: SIGTERM while a batch waits for a slow Elasticsearch: the indexer finishes
     /// it, hands back nothing half-done, and exits 0 within 10 s.
     @Test func sigtermFinishesTheBatchInHandAndExitsZero() async throws {
