@@ -120,7 +120,7 @@ public struct Reindexer: Sendable {
         // A retry after a timed-out attempt that did create it finds the index there (`false`): the name is this run's own.
         _ = try await Self.step("creating \(newIndex)") { try await retryingWhileBusy { try await client.createIndex(newIndex, body: mapping) } }
         do {
-            let catchUp = "\(newIndex)_catchup"
+            let catchUp = layout.catchUpAlias(of: newIndex)
             try await Self.step("registering the new index for catch-up") {
                 try await retryingWhileBusy { try await client.updateAliases([.add(index: newIndex, alias: catchUp)]) }
                 try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [catchUp])
@@ -154,7 +154,7 @@ public struct Reindexer: Sendable {
             // Leave everything as it was: stop live indexers from writing to the new index, then
             // drop it. Also after a cancellation (the operator's Ctrl-C, a job runner's SIGTERM).
             await Self.evenIfCancelled { [self] in
-                _ = try? await unregister("\(newIndex)_catchup")
+                _ = try? await unregister(layout.catchUpAlias(of: newIndex))
                 await removeUnlessLive(newIndex)
             }
             throw error
@@ -167,15 +167,16 @@ public struct Reindexer: Sendable {
 
     /// Deletes `newIndex` unless the alias points at it. A busy cluster is asked again for up to
     /// `cleanUpPatience`: a soak's stopped reindex, which tried once, left its 94,000-document index
-    /// behind when osmem-server was slow to answer. What still fails is named in the log, for the
-    /// operator to delete: the registration is already gone, so no later reindex would find it.
+    /// behind when osmem-server was slow to answer. What still fails is named in the log; the index
+    /// still carries its catch-up alias, by which the next reindex finds and removes it
+    /// (`removeAbandoned`).
     private func removeUnlessLive(_ newIndex: String) async {
         do {
             let live = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.aliasTargets(layout.alias) }
             guard !live.contains(newIndex) else { return }
             _ = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.deleteIndex(newIndex) }
         } catch {
-            logger.error("could not remove the new index; delete it by hand", metadata: ["es.index": "\(newIndex)", "error": "\(error)"])
+            logger.error("could not remove the new index; the next reindex removes it", metadata: ["es.index": "\(newIndex)", "error": "\(error)"])
         }
     }
 
@@ -218,15 +219,25 @@ public struct Reindexer: Sendable {
     }
 
     /// Registrations left by a reindex that was killed (this one holds the lock, so whoever made
-    /// them is gone), and the indexes behind them unless the alias points there.
+    /// them is gone), and the indexes behind them unless the alias points there; then any other
+    /// index that still carries a catch-up alias, which only a reindex that stopped without being
+    /// able to delete it leaves (its registration is gone, its alias is not: the swap removes it).
     private func removeAbandoned() async throws {
         let live = try await retryingWhileBusy { try await client.aliasTargets(layout.alias) }
         for row in try await pool.query("SELECT index_name FROM index_targets") {
             let catchUp = row.string(0)!
             let indexes = try await retryingWhileBusy { try await client.aliasTargets(catchUp) }
-            for index in indexes where !live.contains(index) { _ = try await retryingWhileBusy { try await client.deleteIndex(index) } }
+            try await removeAbandoned(indexes, live: live, leftBy: catchUp)
             try await unregister(catchUp)
-            logger.warning("removed an interrupted reindex's index", metadata: ["es.alias": "\(catchUp)", "es.index": "\(indexes)"])
+        }
+        let carrying = try await retryingWhileBusy { try await client.aliasTargets(layout.catchUpAliasPattern) }
+        try await removeAbandoned(carrying, live: live, leftBy: layout.catchUpAliasPattern)
+    }
+
+    private func removeAbandoned(_ indexes: [String], live: [String], leftBy catchUp: String) async throws {
+        for index in indexes where !live.contains(index) {
+            _ = try await retryingWhileBusy { try await client.deleteIndex(index) }
+            logger.warning("removed an interrupted reindex's index", metadata: ["es.alias": "\(catchUp)", "es.index": "\(index)"])
         }
     }
 

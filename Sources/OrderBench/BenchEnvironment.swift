@@ -151,7 +151,10 @@ public final class Child: @unchecked Sendable {
     public var pid: Int32 { process.processIdentifier }
 
     /// User + system CPU seconds so far.
-    public var cpuSeconds: Double {
+    public var cpuSeconds: Double { Self.cpuSeconds(pid: pid) }
+
+    /// User + system CPU seconds of any process on this machine so far (0 once it is gone).
+    static func cpuSeconds(pid: Int32) -> Double {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return 0 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")

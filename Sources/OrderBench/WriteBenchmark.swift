@@ -1,5 +1,6 @@
 import Foundation
 import JSONSupport
+import LibPQClient
 import OrderDomain
 import OrderStore
 
@@ -20,21 +21,32 @@ extension ServiceBenchmarks {
         let script = try Self.writeWrkScript()
         var direct = (requests: 0, seconds: 0.0, latency: Latencies())
         var http = WrkResult(requests: 0, seconds: 0, non2xx: 0, latency: Latencies())
-        var apiCPU = 0.0
+        var apiCPU = 0.0, directCPU = 0.0
+        // Where each side's CPU goes, PostgreSQL included: the difference is what HTTP adds.
+        var postgresCPU = (http: 0.0, direct: 0.0)
+        // Whether a side kept both cores busy (CPU-bound) or waited (hand-offs, round trips).
+        var machine = (http: MachineCPU.Interval(), direct: MachineCPU.Interval())
         for round in 0..<rounds {
+            let directBefore = (own: Self.cpuSeconds(Int32(RUSAGE_SELF.rawValue)), postgres: try await Self.backendCPUSeconds(pool, "order-bench"),
+                                machine: MachineCPU.read())
             let (seconds, latency) = try await Self.load(total: requests / rounds, concurrency: concurrency) { i in
                 _ = try await service.placeOrder(Self.placeOrder(round * requests + i), request: .init(idempotencyKey: nil, fingerprint: "", expectedVersion: nil)) {
                     .init(status: 201, headers: [:], body: $0.json)
                 }
             }
+            directCPU += Self.cpuSeconds(Int32(RUSAGE_SELF.rawValue)) - directBefore.own
+            machine.direct.add(from: directBefore.machine, to: MachineCPU.read())
+            postgresCPU.direct += try await Self.backendCPUSeconds(pool, "order-bench") - directBefore.postgres
             direct.requests += requests / rounds
             direct.seconds += seconds
             direct.latency.add(latency)
             // About as long as the direct round took, so both sides see the same table sizes.
-            let cpuBefore = api.cpuSeconds
+            let httpBefore = (api: api.cpuSeconds, postgres: try await Self.backendCPUSeconds(pool, "order-write-api"), machine: MachineCPU.read())
             let result = try await Self.wrk(url: "http://127.0.0.1:\(port)", script: script, token: authorization.1, concurrency: concurrency,
                                             duration: max(3, Int(seconds.rounded())))
-            apiCPU += api.cpuSeconds - cpuBefore
+            apiCPU += api.cpuSeconds - httpBefore.api
+            postgresCPU.http += try await Self.backendCPUSeconds(pool, "order-write-api") - httpBefore.postgres
+            machine.http.add(from: httpBefore.machine, to: MachineCPU.read())
             http.add(result)
         }
         api.stop()
@@ -53,6 +65,11 @@ extension ServiceBenchmarks {
         report.add("ratio_vs_raw_sql", httpRate / directRate)
         report.add("api_cpu_us_per_request", apiCPU / Double(max(http.requests, 1)) * 1e6, digits: 1)
         report.add("client_cpu_us_per_request", http.cpuSeconds / Double(max(http.requests, 1)) * 1e6, digits: 1)
+        report.add("postgres_cpu_us_per_request", postgresCPU.http / Double(max(http.requests, 1)) * 1e6, digits: 1)
+        report.add("raw_sql_cpu_us_per_request", directCPU / Double(max(direct.requests, 1)) * 1e6, digits: 1)
+        report.add("raw_sql_postgres_cpu_us_per_request", postgresCPU.direct / Double(max(direct.requests, 1)) * 1e6, digits: 1)
+        report.add("machine_busy_http", machine.http.busyFraction)
+        report.add("machine_busy_raw_sql", machine.direct.busyFraction)
         report.add("auth_us_per_request", try await Self.verificationMicroseconds(secret: env.authSecret, token: authorization.1))
         report.add("non_201", http.non2xx)
         report.target("HTTP ≥ 0.8× raw libpq", httpRate / directRate >= 0.8)
@@ -149,6 +166,14 @@ extension ServiceBenchmarks {
                          cpuSeconds: cpu)
     }
 
+    /// CPU seconds the PostgreSQL backends serving `applicationName` have used so far (read from
+    /// /proc: the benchmark's server runs on this machine). Both sides keep their pool's 16
+    /// connections for the whole run, so differences between two readings are theirs.
+    static func backendCPUSeconds(_ pool: PostgresPool, _ applicationName: String) async throws -> Double {
+        try await pool.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1", [applicationName])
+            .compactMap { $0.int(0) }.map { Child.cpuSeconds(pid: Int32($0)) }.reduce(0, +)
+    }
+
     /// User + system CPU seconds of this process's children that have exited (wrk, once reaped).
     static func childrenCPUSeconds() -> Double { cpuSeconds(Int32(RUSAGE_CHILDREN.rawValue)) }
 
@@ -157,5 +182,35 @@ extension ServiceBenchmarks {
         var usage = rusage()
         getrusage(who, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+/// The whole machine's CPU time from /proc/stat: how busy the cores were over an interval.
+enum MachineCPU {
+    struct Reading {
+        var busy = 0.0, total = 0.0
+    }
+
+    struct Interval {
+        var busy = 0.0, total = 0.0
+
+        mutating func add(from start: Reading, to end: Reading) {
+            busy += end.busy - start.busy
+            total += end.total - start.total
+        }
+
+        /// Busy share of all cores' time (1 = every core busy throughout).
+        var busyFraction: Double { total > 0 ? busy / total : 0 }
+    }
+
+    /// The first line of /proc/stat: user nice system idle iowait irq softirq steal (in ticks).
+    static func read() -> Reading {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ") else { return Reading() }
+        let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { Double($0) }
+        guard ticks.count == 8 else { return Reading() }
+        let idle = ticks[3] + ticks[4]
+        let total = ticks.reduce(0, +)
+        return Reading(busy: total - idle, total: total)
     }
 }

@@ -18,6 +18,16 @@ public struct IndexLayout: Sendable {
         return "\(alias)_v\(digits)"
     }
 
+    /// The alias a reindex gives its new index while loading it; the live indexers write through it
+    /// (`index_targets`), and the alias swap removes it. An index still carrying one that the alias
+    /// does not point at was left by a reindex that stopped (`catchUpAliasPattern` finds them).
+    public func catchUpAlias(of index: String) -> String { "\(index)\(Self.catchUpSuffix)" }
+
+    /// Every catch-up alias of this layout's indexes, as a pattern for `GET /_alias/<pattern>`.
+    public var catchUpAliasPattern: String { "\(alias)_v*\(Self.catchUpSuffix)" }
+
+    private static let catchUpSuffix = "_catchup"
+
     /// The mapping file `mappings/orders.json` shipped with the package (or one at
     /// `path`, to try a changed mapping without rebuilding).
     public static func mapping(path: String? = nil) throws -> [UInt8] {
