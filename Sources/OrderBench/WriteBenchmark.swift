@@ -13,7 +13,11 @@ extension ServiceBenchmarks {
         var report = BenchReport("write")
         let (url, pool) = try await env.freshDatabase("bench_write")
         try await DataSet(orders: 500).load(into: pool, outbox: false)  // 100 customers
-        let service = WriteService(pool: pool, logger: logger)
+        // The same sessions as the API's (`main` of order-write-api): size, and the statement, lock and
+        // idle-in-transaction timeouts, which PostgreSQL arms and disarms around every statement.
+        let sessions = PostgresPool(configuration: .init(connectionString: url, size: 16, applicationName: Self.directApplicationName,
+                                                         session: .api(environment: [:])), logger: logger)
+        let service = WriteService(pool: sessions, logger: logger)
         let port = freePort()
         let api = try env.launch("order-write-api", environment: ["DATABASE_URL": url, "WRITE_API_ADDR": "127.0.0.1:\(port)", "LOG_LEVEL": "error"])
         try await waitForHTTP("http://127.0.0.1:\(port)/health")
@@ -27,7 +31,7 @@ extension ServiceBenchmarks {
         // Whether a side kept both cores busy (CPU-bound) or waited (hand-offs, round trips).
         var machine = (http: MachineCPU.Interval(), direct: MachineCPU.Interval())
         for round in 0..<rounds {
-            let directBefore = (own: Self.cpuSeconds(Int32(RUSAGE_SELF.rawValue)), postgres: try await Self.backendCPUSeconds(pool, "order-bench"),
+            let directBefore = (own: Self.cpuSeconds(Int32(RUSAGE_SELF.rawValue)), postgres: try await Self.backendCPUSeconds(pool, Self.directApplicationName),
                                 machine: MachineCPU.read())
             let (seconds, latency) = try await Self.load(total: requests / rounds, concurrency: concurrency) { i in
                 _ = try await service.placeOrder(Self.placeOrder(round * requests + i), request: .init(idempotencyKey: nil, fingerprint: "", expectedVersion: nil)) {
@@ -36,7 +40,7 @@ extension ServiceBenchmarks {
             }
             directCPU += Self.cpuSeconds(Int32(RUSAGE_SELF.rawValue)) - directBefore.own
             machine.direct.add(from: directBefore.machine, to: MachineCPU.read())
-            postgresCPU.direct += try await Self.backendCPUSeconds(pool, "order-bench") - directBefore.postgres
+            postgresCPU.direct += try await Self.backendCPUSeconds(pool, Self.directApplicationName) - directBefore.postgres
             direct.requests += requests / rounds
             direct.seconds += seconds
             direct.latency.add(latency)
@@ -50,6 +54,7 @@ extension ServiceBenchmarks {
             http.add(result)
         }
         api.stop()
+        await sessions.shutdown()
         await pool.shutdown()
         try? FileManager.default.removeItem(atPath: script)
 
@@ -76,6 +81,8 @@ extension ServiceBenchmarks {
         report.target("every request answered 201", http.non2xx == 0)
         return report
     }
+
+    static let directApplicationName = "order-bench-write"
 
     static func placeOrder(_ i: Int) -> PlaceOrder {
         PlaceOrder(customerID: "cus_b\(i % 100)", currency: "EUR",
