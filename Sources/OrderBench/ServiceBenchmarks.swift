@@ -230,12 +230,6 @@ enum CannedSearch {
             for try await _ in request.body {}
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
-        let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "canned"),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        let task = Task { try await app.run() }
-        var iterator = stream.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw BenchError("stub did not start") }
-        return (port, task)
+        return try await StubServer.start(router, name: "canned", logger: logger)
     }
 }
