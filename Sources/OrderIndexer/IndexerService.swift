@@ -44,6 +44,11 @@ public struct IndexerService: Service {
     /// After a failed batch, no worker of this process claims before this instant: the events it
     /// handed back (with a NOTIFY) should go to a healthier indexer, not to this one's next worker.
     let claimPause = ClaimPause()
+    /// Set when a batch failed at the cluster: before claiming again, a worker asks the cluster
+    /// for the alias, and claims only once that answers. An indexer whose way to the cluster is
+    /// broken (a node down, a proxy answering 503) would otherwise take new events after every
+    /// backoff and hold each batch for its hand-back time while a healthy indexer could index it.
+    let clusterSuspect = Flag()
 
     public init(pool: PostgresPool, client: ElasticsearchClient, layout: IndexLayout, databaseURL: String,
                 configuration: Configuration = .init(), logger: Logger) {
@@ -131,6 +136,14 @@ public struct IndexerService: Service {
                 try? await Task.sleep(for: remaining)
                 continue  // asked to stop meanwhile, or a rebuild began: the loop checks again
             }
+            if clusterSuspect.isSet {
+                guard await clusterAnswers() else {
+                    failures += 1
+                    let delay = Backoff.batch.delay(attempt: failures)
+                    claimPause.extend(to: .now + delay)
+                    continue
+                }
+            }
             if let window = writer.window, worker >= window.limit {
                 // The cluster is falling behind: fewer requests out, so each finishes within its
                 // timeout. The events stay in the outbox for the workers allowed to claim.
@@ -159,9 +172,17 @@ public struct IndexerService: Service {
                                metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
                 let delay = Backoff.batch.delay(attempt: failures)
                 claimPause.extend(to: .now + delay)
+                if error is BulkWriter.GaveUp || error is ElasticsearchError { clusterSuspect.set() }
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Whether the cluster answers a read of the alias; clears `clusterSuspect` when it does.
+    private func clusterAnswers() async -> Bool {
+        guard (try? await client.aliasTargets(layout.alias)) != nil else { return false }
+        clusterSuspect.set(false)
+        return true
     }
 
     /// Why a batch was handed back, for `indexer_batches_handed_back_total`: operators (and soaks)

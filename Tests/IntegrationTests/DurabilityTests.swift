@@ -58,7 +58,8 @@ import Testing
     }
 
     /// One indexer behind a proxy that answers 503, one healthy: the sick one hands its events
-    /// back instead of holding them, and the healthy one indexes them.
+    /// back instead of holding them, the healthy one indexes them, and the sick one claims no
+    /// newer events while its cluster does not answer.
     @Test func aSickIndexerHandsItsEventsBack() async throws {
         try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
             proxy.setPersistent(.status(503))
@@ -72,11 +73,23 @@ import Testing
             let healthy = try h.startIndexer()
             // The default hand-back (10 s) plus a backoff, well before the sick lease (30 s) would lapse.
             #expect(await eventually(timeout: .seconds(25)) { await h.inSync() })
-            // Every event acknowledged. On a loaded machine the sick indexer can claim an event again
-            // after its backoff before the healthy one does, and then holds it for another hand-back time.
+            // Every event acknowledged (a generous bound: a loaded CI machine once needed more than 30 s).
             #expect(await eventually(timeout: .seconds(60)) { (try? await h.outboxCount()) == 0 })
-            #expect(proxy.faultsInjected > 0)  // the sick one really was sick throughout
+            // Newer events: the sick one claims none while its cluster does not answer (each of its
+            // batches would hold events for the 10 s hand-back time that a healthy indexer could use).
+            #expect(proxy.faultsInjected > 0)  // the sick one really was sick
             await healthy.stop()
+            try await Task.sleep(for: .seconds(6))  // past the sick one's longest backoff (5 s): it could claim
+            _ = try await h.api.placeOrders(10, customerID: customer)
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await h.database.count("SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL") == 0)
+            #expect(try await h.outboxCount() == 10)
+            let healthyAgain = try h.startIndexer()
+            #expect(await eventually(timeout: .seconds(25)) {
+                guard (try? await h.outboxCount()) == 0 else { return false }
+                return await h.inSync()
+            })
+            await healthyAgain.stop()
             await sick.stop()
         } }
     }
