@@ -263,33 +263,32 @@ import Testing
             })
             await first.stop()
 
-            let proxy = FaultProxy(upstream: h.elasticsearchURL, logger: TestEnvironment.logger)
-            let port = try await proxy.start()
-            proxy.setPersistent(.delay(.milliseconds(200)))
-            let indexer = try h.startIndexer(elasticsearchURL: "http://127.0.0.1:\(port)", workers: 1) { $0.processor.fanOutChunk = 20 }
-            #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Second Name"])).status == 200)
-            let oldest = "SELECT id, fanout_after FROM outbox WHERE aggregate_type = 'customer' ORDER BY id LIMIT 1"
-            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
-                (try? await h.database.pool.query(oldest).first?.string(1)) != nil
-            })
-            let firstChange = try #require(try await h.database.pool.query(oldest).first?.string(0))
-            #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Third Name"])).status == 200)
-            // The chunks the first fan-out recorded until its row was gone: one or two before the
-            // newer change committed and one under way then, against all 10 without superseding.
-            var chunks = Set<String>()
-            let started = ContinuousClock.now
-            while ContinuousClock.now - started < .seconds(60),
-                  let row = try await h.database.pool.query("SELECT fanout_after FROM outbox WHERE id = $1::bigint", [firstChange]).first {
-                if let progress = row.string(0) { chunks.insert(progress) }
-                try await Task.sleep(for: .milliseconds(20))
+            try await h.withFaultProxy { proxy, proxyURL in
+                proxy.setPersistent(.delay(.milliseconds(200)))
+                let indexer = try h.startIndexer(elasticsearchURL: proxyURL, workers: 1) { $0.processor.fanOutChunk = 20 }
+                #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Second Name"])).status == 200)
+                let oldest = "SELECT id, fanout_after FROM outbox WHERE aggregate_type = 'customer' ORDER BY id LIMIT 1"
+                #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                    (try? await h.database.pool.query(oldest).first?.string(1)) != nil
+                })
+                let firstChange = try #require(try await h.database.pool.query(oldest).first?.string(0))
+                #expect(try await h.api.client.patch("/customers/\(customer)", json(["name": "Third Name"])).status == 200)
+                // The chunks the first fan-out recorded until its row was gone: one or two before the
+                // newer change committed and one under way then, against all 10 without superseding.
+                var chunks = Set<String>()
+                let started = ContinuousClock.now
+                while ContinuousClock.now - started < .seconds(60),
+                      let row = try await h.database.pool.query("SELECT fanout_after FROM outbox WHERE id = $1::bigint", [firstChange]).first {
+                    if let progress = row.string(0) { chunks.insert(progress) }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(!chunks.isEmpty)
+                #expect(chunks.count <= 4, "the first fan-out went on for \(chunks.count) of 10 chunks")
+                #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+                let renamed = try await h.elasticsearch.count(h.alias, query: ["term": [IndexField.customerNameRaw.path: "Third Name"]])
+                #expect(renamed == 200)
+                await indexer.stop()
             }
-            #expect(!chunks.isEmpty)
-            #expect(chunks.count <= 4, "the first fan-out went on for \(chunks.count) of 10 chunks")
-            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
-            let renamed = try await h.elasticsearch.count(h.alias, query: ["term": [IndexField.customerNameRaw.path: "Third Name"]])
-            #expect(renamed == 200)
-            await indexer.stop()
-            await proxy.stop()
         }
     }
 
