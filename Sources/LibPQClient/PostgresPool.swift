@@ -152,16 +152,7 @@ public final class PostgresPool: Sendable {
     /// A query on a pooled connection.
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws -> PostgresRows {
-        try await withConnection { connection in
-            do {
-                return try connection.query(sql, parameters)
-            } catch let error as LibPQError where error.code == .connection {
-                // Only for single statements outside a transaction: a stale idle
-                // connection gets one fresh attempt.
-                try connection.reconnect()
-                return try connection.query(sql, parameters)
-            }
-        }
+        try await withConnection { try $0.queryReconnectingIfStale(sql, parameters) }
     }
 
     // MARK: - acquiring
@@ -291,5 +282,19 @@ public struct ReservedConnection: Sendable {
 
     public func execute(_ sql: StaticString) async throws {
         try await run { try $0.execute(sql) }
+    }
+}
+
+extension LibPQConnection {
+    /// A statement outside a transaction, on a connection that may have gone stale while idle in
+    /// the pool: a lost connection gets one fresh attempt.
+    @discardableResult
+    public func queryReconnectingIfStale(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws -> PostgresRows {
+        do {
+            return try query(sql, parameters)
+        } catch where error.code == .connection {
+            try reconnect()
+            return try query(sql, parameters)
+        }
     }
 }

@@ -50,7 +50,7 @@ extension ServiceBenchmarks {
             try await Task.sleep(for: .milliseconds(50))
         }
         let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
-        let acknowledged = try Self.ackLatencies(timings)
+        let (acknowledged, done) = try Self.ackLatencies(timings)
         indexer.stop()
         sink?.task.cancel()
         await client.shutdown()
@@ -79,6 +79,7 @@ extension ServiceBenchmarks {
         report.add("events", acknowledged.count)
         report.add("p50_ack_ms", acknowledged.percentile(50) * 1000)
         report.add("p99_ack_ms", acknowledged.percentile(99) * 1000)
+        report.add("p99_done_ms", done.percentile(99) * 1000)
         report.add("histogram_p99_ack_ms", (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000)
         report.add("bulk_p99_ms", (histogramPercentile(metrics, name: "indexer_bulk_duration_seconds", 99) ?? .infinity) * 1000)
         report.add("idle_statement_p50_us", roundTrip.percentile(50) * 1e6, digits: 0)
@@ -101,8 +102,9 @@ extension ServiceBenchmarks {
     /// How long one trivial statement takes through the same client path as the indexer's (the
     /// libpq thread, PostgreSQL, back to the task) when the machine was idle just before: at 300
     /// events/s the pipeline mostly waits, and every hand-off between threads and processes pays
-    /// a wake-up, which on some virtual machines costs several times the work itself. A batch
-    /// makes three such trips (four statements) besides its bulk request; this says what they cost here.
+    /// a wake-up, which on some virtual machines costs several times the work itself. Before its
+    /// bulk request a batch makes one such trip (three statements: the claim, its orders, their
+    /// lines), and one more after it (the outbox delete); this says what each costs here.
     static func idleRoundTrips(_ pool: PostgresPool, count: Int = 200) async throws -> Latencies {
         var latencies = Latencies()
         for _ in 0..<count {
@@ -114,16 +116,18 @@ extension ServiceBenchmarks {
         return latencies
     }
 
-    /// Commit → acknowledged per event from the indexer's `INDEXER_ACK_TIMINGS` lines.
-    static func ackLatencies(_ path: String) throws -> Latencies {
-        var latencies = Latencies()
+    /// Per event from the indexer's `INDEXER_ACK_TIMINGS` lines: commit → acknowledged (the
+    /// cluster's answer, what the direct poster measures too) and commit → done (out of the outbox).
+    static func ackLatencies(_ path: String) throws -> (acknowledged: Latencies, done: Latencies) {
+        var acknowledged = Latencies(), done = Latencies()
         let text = try String(contentsOfFile: path, encoding: .utf8)
         for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count == 2, let commit = Int64(fields[0]), let ack = Int64(fields[1]) else { continue }
-            latencies.add(Double(max(0, ack - commit)) / 1e6)
+            let fields = line.split(separator: " ").compactMap { Int64($0) }
+            guard fields.count == 3 else { continue }
+            acknowledged.add(Double(max(0, fields[1] - fields[0])) / 1e6)
+            done.add(Double(max(0, fields[2] - fields[0])) / 1e6)
         }
-        return latencies
+        return (acknowledged, done)
     }
 
     /// The baseline poster: real order documents at `rate` per second into a fresh osmem-server,

@@ -74,10 +74,16 @@ struct OutboxLease: Sendable {
         FROM claimed ORDER BY id
         """
 
-    /// Claims up to `limit` unleased (or lapsed) events, oldest first, with the catch-up aliases
-    /// their documents must also be written to.
-    func claim(limit: Int) async throws -> (events: [ClaimedEvent], catchUpTargets: [String]) {
-        let rows = try await pool.query(Self.claimSQL, [limit, owner, duration])
+    /// Events a worker claimed, with the catch-up aliases their documents must also be written to.
+    struct Claim: Sendable {
+        var events: [ClaimedEvent] = []
+        var catchUpTargets: [String] = []
+    }
+
+    /// Claims up to `limit` unleased (or lapsed) events, oldest first; one statement, committed
+    /// when it returns. Synchronous, so the caller can read on the same visit to the pool.
+    func claim(limit: Int, on connection: LibPQConnection) throws -> Claim {
+        let rows = try connection.queryReconnectingIfStale(Self.claimSQL, [limit, owner, duration])
         let events = rows.map {
             ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
                          aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
@@ -85,7 +91,7 @@ struct OutboxLease: Sendable {
                          createdAtUs: $0.int64("created_at_us")!)
         }
         let targets = rows.first?.string("catch_up_targets")?.split(separator: ",").map(String.init) ?? []
-        return (events, targets)
+        return Claim(events: events, catchUpTargets: targets)
     }
 
     /// Extends the lease on `ids` and records on `progress.id` how far its fan-out got; false when

@@ -73,13 +73,14 @@ public struct OutboxProcessor: Sendable {
     /// A customer change fans out in chunks of at most `limit` orders too: a worker whose batches
     /// shrank after timeouts (`BatchSizer`) sends a busy cluster smaller fan-out requests as well.
     public func processBatch(limit: Int) async throws -> Int {
-        let (events, targets) = try await lease.claim(limit: limit)
+        let (claim, prefetched) = try await claimWithDocuments(limit: limit)
+        let events = claim.events
         guard !events.isEmpty else { return 0 }
         var unacknowledged = Set(events.map(\.id))
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, catchUpTargets: targets, fanOutChunk: min(limit, configuration.fanOutChunk),
-                                              unacknowledged: &unacknowledged)
+                try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched,
+                                              fanOutChunk: min(limit, configuration.fanOutChunk), unacknowledged: &unacknowledged)
             }
         } catch {
             await handBack(unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
@@ -88,22 +89,39 @@ public struct OutboxProcessor: Sendable {
         return events.count
     }
 
+    /// Claims, and reads the claimed order events' documents, in one visit to the pool: one
+    /// hand-off to a libpq thread and back instead of two. At a few hundred events per second a
+    /// batch holds an event or two, and its latency is mostly such hand-offs (`bench lag --null-sink`).
+    /// The read follows the claim's commit, as the argument on `OutboxLease` needs. A failed read
+    /// leaves the documents to `index`, inside the hand-back's reach, so the claim is not stranded.
+    private func claimWithDocuments(limit: Int) async throws -> (OutboxLease.Claim, [String: OrderDocument]) {
+        let lease = self.lease
+        return try await pool.withConnection { connection in
+            let claim = try lease.claim(limit: limit, on: connection)
+            var seen = Set<String>()
+            let ids = claim.events.filter { $0.isOrderEvent && seen.insert($0.aggregateID).inserted }.map(\.aggregateID)
+            let documents = ids.isEmpty ? [] : (try? OrderDocumentSource.documents(ids: ids, on: connection)) ?? []
+            return (claim, Dictionary(documents.map { ($0.orderID, $0) }, uniquingKeysWith: { $1 }))
+        }
+    }
+
     /// Order events and small customers' changes at once, then large customers' changes chunk by
     /// chunk; removes from `unacknowledged` what it acknowledged.
-    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], fanOutChunk: Int,
-                                     unacknowledged: inout Set<Int64>) async throws {
+    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], prefetched: [String: OrderDocument],
+                                     fanOutChunk: Int, unacknowledged: inout Set<Int64>) async throws {
         // Order events and the changes of customers with few orders: one set of bulk requests.
         let plan = try await planBatch(events)
-        let rejected = try await index(ids: plan.orderIDs, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+        let rejected = try await index(ids: plan.orderIDs, prefetched: prefetched, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
             (plan.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
         }
+        let answered = Self.nowMicroseconds()
         try await lease.acknowledge(plan.atOnce.map(\.id), deadLetters: rejected)
         recordDeadLetters(rejected)
         unacknowledged.subtract(plan.atOnce.map(\.id))
-        recordAcknowledged(plan.atOnce)
+        recordAcknowledged(plan.atOnce, answeredAtUs: answered)
         // Customers with many orders: chunk by chunk, resumable.
         for changes in plan.inChunks {
-            if try await fanOut(changes, targets: targets, chunk: fanOutChunk) { recordAcknowledged(changes) }
+            if try await fanOut(changes, targets: targets, chunk: fanOutChunk) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
             unacknowledged.subtract(changes.map(\.id))
         }
     }
@@ -226,20 +244,26 @@ public struct OutboxProcessor: Sendable {
         }
     }
 
-    /// Acknowledged: how long each event took from its commit.
-    private func recordAcknowledged(_ events: [ClaimedEvent]) {
+    /// Acknowledged: how long each event took from its commit to the cluster's answer for its
+    /// documents (`answeredAtUs`, from which they are searchable after the next refresh); the
+    /// timings log also gets the moment the events left the outbox.
+    private func recordAcknowledged(_ events: [ClaimedEvent], answeredAtUs: Int64) {
         guard !events.isEmpty else { return }
-        let nowUs = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let lagTimer = Timer(label: "indexer_commit_to_ack_seconds")
-        for event in events { lagTimer.recordNanoseconds(max(0, nowUs - event.createdAtUs) * 1000) }
-        ackTimings?.append(commitMicroseconds: events.map(\.createdAtUs), acknowledgedMicroseconds: nowUs)
+        for event in events { lagTimer.recordNanoseconds(max(0, answeredAtUs - event.createdAtUs) * 1000) }
+        ackTimings?.append(commitMicroseconds: events.map(\.createdAtUs), acknowledgedMicroseconds: answeredAtUs,
+                           doneMicroseconds: Self.nowMicroseconds())
         Counter(label: "indexer_events_total").increment(by: events.count)
     }
 
+    /// Wall-clock microseconds since the epoch: events carry PostgreSQL's commit time in the same unit.
+    static func nowMicroseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
     /// Indexes the current documents of `ids` into the alias and every catch-up alias, in bulk
     /// requests of at most `maxBulkBytes`; returns the documents refused for good (for the live alias).
-    private func index(ids: [String], targets: [String], giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
-        let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: ids, on: $0) }
+    private func index(ids: [String], prefetched: [String: OrderDocument] = [:], targets: [String],
+                       giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
+        let documents = try await documents(ids, prefetched: prefetched)
         let targets = [layout.alias] + targets
         var rejected: [Rejection] = []
         for group in Self.groups(documents, maxBytes: configuration.maxBulkBytes / targets.count) {
@@ -264,6 +288,13 @@ public struct OutboxProcessor: Sendable {
             rejected += try Self.rejections(outcomes, documents: group)
         }
         return rejected
+    }
+
+    /// The current documents of `ids`: those the claim read, and the rest read now.
+    private func documents(_ ids: [String], prefetched: [String: OrderDocument]) async throws -> [OrderDocument] {
+        let missing = ids.filter { prefetched[$0] == nil }
+        let read = missing.isEmpty ? [] : try await pool.withConnection { try OrderDocumentSource.documents(ids: missing, on: $0) }
+        return ids.compactMap { prefetched[$0] } + read
     }
 
     /// Consecutive runs of `documents` whose estimated JSON stays within `maxBytes` (at least one each).
