@@ -32,6 +32,7 @@ extension ServiceBenchmarks {
         try await waitForHTTP("http://127.0.0.1:\(metricsPort)/health")
         let http = CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.threads = 48; return c }())
         let authorization = try await env.staffAuthorization()
+        let cpuBefore = (indexer: indexer.cpuSeconds, postgres: try await Self.backendCPUSeconds(pool, "order-indexer"), machine: MachineCPU.read())
         let searchable = try await steady(rate: rate, seconds: seconds) { i in
             let response = try await http.execute(method: "POST", url: "http://127.0.0.1:\(apiPort)/orders",
                                                   headers: [("Content-Type", "application/json"), authorization],
@@ -49,6 +50,10 @@ extension ServiceBenchmarks {
             guard ContinuousClock.now < drainDeadline, indexer.isRunning else { throw BenchError("the indexer did not drain the outbox within 5 minutes") }
             try await Task.sleep(for: .milliseconds(50))
         }
+        var machine = MachineCPU.Interval()
+        machine.add(from: cpuBefore.machine, to: MachineCPU.read())
+        let indexerCPU = (indexer: indexer.cpuSeconds - cpuBefore.indexer,
+                          postgres: try await Self.backendCPUSeconds(pool, "order-indexer") - cpuBefore.postgres)
         let metrics = try await http.execute(method: "GET", url: "http://127.0.0.1:\(metricsPort)/metrics", headers: [authorization]).bodyString
         let (acknowledged, done) = try Self.ackLatencies(timings)
         indexer.stop()
@@ -82,6 +87,9 @@ extension ServiceBenchmarks {
         report.add("p99_done_ms", done.percentile(99) * 1000)
         report.add("histogram_p99_ack_ms", (histogramPercentile(metrics, name: "indexer_commit_to_ack_seconds", 99) ?? .infinity) * 1000)
         report.add("bulk_p99_ms", (histogramPercentile(metrics, name: "indexer_bulk_duration_seconds", 99) ?? .infinity) * 1000)
+        report.add("indexer_cpu_us_per_event", indexerCPU.indexer / Double(max(acknowledged.count, 1)) * 1e6, digits: 0)
+        report.add("indexer_postgres_cpu_us_per_event", indexerCPU.postgres / Double(max(acknowledged.count, 1)) * 1e6, digits: 0)
+        report.add("machine_busy", machine.busyFraction)
         report.add("idle_statement_p50_us", roundTrip.percentile(50) * 1e6, digits: 0)
         report.add("p50_searchable_ms", searchable.percentile(50) * 1000)
         report.add("p99_searchable_ms", searchable.percentile(99) * 1000)

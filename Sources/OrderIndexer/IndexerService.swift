@@ -104,7 +104,7 @@ public struct IndexerService: Service {
             try? await gracefulShutdown()
             logger.info("stopping: finishing the batches in hand")
             stopping.set()
-            wake.signal()
+            wake.signalAll()
             let grace = configuration.stopGrace
             workers.addTask { try? await Task.sleep(for: grace); return true }
             var running = configuration.workers
@@ -151,10 +151,15 @@ public struct IndexerService: Service {
                 continue
             }
             do {
-                let processed = try await processor.processBatch(limit: sizer.next)
+                let limit = sizer.next
+                let processed = try await processor.processBatch(limit: limit)
                 sizer.completed(processed)
                 failures = 0
-                if processed > 0 { continue }
+                // A full batch means a backlog: claim again at once. A partial one took every event
+                // claimable when it claimed (rows another worker was claiming are that worker's),
+                // so the next claim waits for a notification (none missed: one that came meanwhile
+                // changed the generation seen before the claim) or the polling interval.
+                if processed >= limit { continue }
                 await wake.wait(after: generation, timeout: configuration.pollInterval)
                 if !Task.isCancelled, configuration.batchDelay > .zero { try? await Task.sleep(for: configuration.batchDelay) }
             } catch is CancellationError {
