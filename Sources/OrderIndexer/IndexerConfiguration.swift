@@ -36,6 +36,7 @@ extension IndexerService.Configuration {
     /// The indexer's PostgreSQL sessions: no statement and no transaction outlives `maxTransaction`,
     /// whatever happens (the server cancels the statement or ends the session).
     public var session: PostgresSessionSettings {
-        PostgresSessionSettings(statementTimeout: maxTransaction, lockTimeout: maxTransaction, idleInTransactionTimeout: maxTransaction)
+        PostgresSessionSettings(statementTimeout: maxTransaction, lockTimeout: maxTransaction, idleInTransactionTimeout: maxTransaction,
+                                planEveryExecution: true)
     }
 }

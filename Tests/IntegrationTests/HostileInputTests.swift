@@ -192,6 +192,30 @@ import Glibc
     }
 }
 
+/// A statement is prepared once per connection; a session that plans every execution does not
+/// keep the plan PostgreSQL made while the table was nearly empty (a scan of the whole table).
+@Suite struct SessionPlanningTests {
+    @Test(arguments: [true, false])
+    func aLookupPreparedOnATinyTableUsesItsIndexOnceTheTableHasGrown(planEveryExecution: Bool) async throws {
+        try await TestDatabase.with(poolSize: 1) { database in
+            let session = PostgresSessionSettings(planEveryExecution: planEveryExecution)
+            try await withPool(.init(connectionString: database.url, size: 1, session: session)) { pool in
+                let plan = try await pool.withConnection { connection in
+                    try connection.executeTrusted("CREATE TABLE grows (id text PRIMARY KEY, pad text) WITH (autovacuum_enabled = off); ANALYZE grows")
+                    let lookup = "SELECT pad FROM grows WHERE id = ANY($1::text[])"
+                    for _ in 0..<8 { try connection.query(lookup, [PostgresTextArray(["k1"])]) }
+                    try connection.executeTrusted("INSERT INTO grows SELECT 'k' || i, repeat('x', 200) FROM generate_series(1, 20000) AS i")
+                    let name = try connection.query("SELECT name FROM pg_prepared_statements WHERE statement = $1", [lookup]).first?.string(0) ?? "-"
+                    return try connection.query("EXPLAIN EXECUTE \(name)('{k7}')").map { $0.string(0) ?? "" }.joined(separator: "\n")
+                }
+                // Without it the generic plan made on the empty table stays: the default session shows the problem.
+                #expect(plan.contains("Index") == planEveryExecution, "\(plan)")
+                #expect(plan.contains("Seq Scan") != planEveryExecution, "\(plan)")
+            }
+        }
+    }
+}
+
 /// libpq and libcurl limits, without HTTP in between.
 @Suite struct ClientLimitTests {
     @Test func statementTimeoutCancelsAndLockTimeoutIsATimeout() async throws {

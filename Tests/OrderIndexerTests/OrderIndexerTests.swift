@@ -12,6 +12,7 @@ import Testing
         #expect(configuration.maxTransaction == .seconds(30))
         #expect(configuration.session.statementTimeout == .seconds(30))
         #expect(configuration.session.idleInTransactionTimeout == .seconds(30))
+        #expect(configuration.session.planEveryExecution)
         #expect(configuration.processor.handBackAfter < configuration.processor.lease)
         #expect(configuration.processor.batchSize < configuration.processor.backlogBatchSize)
     }
