@@ -72,7 +72,8 @@ public struct Reindexer: Sendable {
             case .rejectedDocuments(let n):
                 "Elasticsearch rejected \(n) document(s), kept as dead letters (order-admin dead-letters list); the live index was left untouched"
             case .failed(let step, let underlying): "reindex failed while \(step): \(underlying); the live index was left untouched"
-            case .stopped(let step): "reindex stopped while \(step); its new index is removed and the live index was left untouched"
+            case .stopped(let step):
+                "reindex stopped while \(step); the live index was left untouched and the new index removed (if the cluster did not answer in time, an error above names it, and the next reindex removes it)"
             }
         }
     }
