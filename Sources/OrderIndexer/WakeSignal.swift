@@ -41,6 +41,9 @@ final class WakeSignal: Sendable {
 
     var generation: Int { state.withLock { $0.generation } }
 
+    /// Workers waiting now.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Returns when signalled after `seen` or when `timeout` passed.
     func wait(after seen: Int, timeout: Duration) async {
         let id = state.withLock { state -> Int in

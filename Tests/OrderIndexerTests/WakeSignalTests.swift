@@ -17,13 +17,21 @@ import Testing
                     returned.count.withLock { $0 += 1 }
                 }
             }
-            try await Task.sleep(for: .milliseconds(200))  // every waiter parked
+            try await Self.until { signal.waiting == count }  // every waiter parked, however slow the machine
             action(signal)
+            // The woken ones return (however slow the machine), and then nobody else does.
+            try await Self.until { returned.count.withLock { $0 } + signal.waiting == count }
             try await Task.sleep(for: .milliseconds(200))
             let result = returned.count.withLock { $0 }
             group.cancelAll()  // releases the rest
             return result
         }
+    }
+
+    /// Polls `condition` for up to 10 s.
+    private static func until(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
     }
 
     private final class Returned: Sendable {
