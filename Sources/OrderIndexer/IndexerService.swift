@@ -126,6 +126,7 @@ public struct IndexerService: Service {
         let processor = processor(worker: worker, ackTimings: ackTimings)
         var sizer = BatchSizer(normal: configuration.processor.batchSize, backlog: configuration.processor.backlogBatchSize)
         var failures = 0
+        var notified = false  // the last wait ended with a notification, not the polling interval
         while !Task.isCancelled, !stopping.isSet {
             let generation = wake.generation
             if rebuilding.isSet {
@@ -146,10 +147,15 @@ public struct IndexerService: Service {
             }
             if let window = writer.window, worker >= window.limit {
                 // The cluster is falling behind: fewer requests out, so each finishes within its
-                // timeout. The events stay in the outbox for the workers allowed to claim.
+                // timeout. The events stay in the outbox for the workers allowed to claim. A notification
+                // woke this worker rather than one of those (the window shrank while it waited): it is
+                // passed on, or the event would wait for their polling interval.
+                if notified { wake.signal() }
+                notified = false
                 try? await Task.sleep(for: configuration.pollInterval)
                 continue
             }
+            notified = false
             do {
                 let limit = sizer.next
                 let processed = try await processor.processBatch(limit: limit)
@@ -160,7 +166,7 @@ public struct IndexerService: Service {
                 // so the next claim waits for a notification (none missed: one that came meanwhile
                 // changed the generation seen before the claim) or the polling interval.
                 if processed >= limit { continue }
-                await wake.wait(after: generation, timeout: configuration.pollInterval)
+                notified = await wake.wait(after: generation, timeout: configuration.pollInterval)
                 if !Task.isCancelled, configuration.batchDelay > .zero { try? await Task.sleep(for: configuration.batchDelay) }
             } catch is CancellationError {
                 return

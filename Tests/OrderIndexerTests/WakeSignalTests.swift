@@ -59,7 +59,19 @@ import Testing
         let seen = signal.generation  // before the worker's claim
         signal.signal()  // a commit while it was claiming: nobody waiting
         let start = ContinuousClock.now
-        await signal.wait(after: seen, timeout: .seconds(30))
+        let notified = await signal.wait(after: seen, timeout: .seconds(30))
         #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(notified)
+    }
+
+    /// A worker the congestion window holds back passes the notification on only when one woke it.
+    @Test func aWaitSaysWhetherANotificationEndedIt() async throws {
+        let signal = WakeSignal()
+        #expect(await signal.wait(after: signal.generation, timeout: .milliseconds(20)) == false)
+        let seen = signal.generation
+        async let notified = signal.wait(after: seen, timeout: .seconds(30))
+        try await Self.until { signal.waiting == 1 }
+        signal.signal()
+        #expect(await notified)
     }
 }
