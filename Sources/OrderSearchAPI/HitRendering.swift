@@ -58,13 +58,20 @@ extension SearchHandlers {
         }
         w.raw("]},\"next_cursor\":")
         if hits.count > parameters.size, let last = page.last, let sort = last["sort"]?.arrayValue {
-            w.string(Cursor(fingerprint: query.fingerprint, searchAfter: sort).encoded(with: signer))
+            w.string(query.cursor(after: sort).encoded(with: signer))
         } else {
             w.raw("null")
         }
         let elapsed = ContinuousClock.now - started
         w.raw(",\"took_ms\":"); w.int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         w.raw("}")
+    }
+
+    /// Elasticsearch's `html` encoder also writes `/` as `&#x2F;`; the contract's fragments are the
+    /// text escaped as HTML needs it (`<`, `&`, quotes), and a `/` needs nothing. An `&#x2F;` of the
+    /// text itself arrives as `&amp;#x2F;`, so only the encoder's own is turned back.
+    static func unescapingSlashes(_ fragment: String) -> String {
+        fragment.contains("&#x2F;") ? fragment.replacing("&#x2F;", with: "/") : fragment
     }
 
     static func renderHit(source s: JSONValue, highlight: JSONValue?, into w: inout JSONWriter) {
@@ -101,7 +108,7 @@ extension SearchHandlers {
                 if !first { w.raw(",") }
                 first = false
                 w.key(field.api)
-                w.value(.array(fragments))
+                w.value(.array(fragments.map { $0.stringValue.map { .string(Self.unescapingSlashes($0)) } ?? $0 }))
             }
             w.raw("}")
         } else {

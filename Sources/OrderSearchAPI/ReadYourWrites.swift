@@ -21,11 +21,10 @@ extension SearchHandlers {
         guard let payload = signer.verify(raw, for: .consistency), let token = ConsistencyToken(payload: payload) else {
             throw Problem.badParameter("Consistency-Token", "is not a token returned by the write API")
         }
-        // A customer waits only for its own writes.
-        if let scope, token.customerID != scope {
-            throw Problem.badParameter("Consistency-Token", "belongs to another customer's write")
-        }
         let wait = try Self.parseWait(request)
+        // A customer waits only for its own writes: another customer's write is neither waited for nor
+        // looked up (its progress is none of this customer's business), and the answer does not claim it.
+        if let scope, token.customerID != scope { return false }
         if try await isApplied(token) { return true }
         let pauses = consistency.pauses(within: .milliseconds(wait))
         if pauses.isEmpty { return false }

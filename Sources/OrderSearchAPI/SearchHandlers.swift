@@ -39,8 +39,8 @@ struct SearchHandlers: Sendable {
         }
         var query = SearchQuery(parameters: parameters, scopeCustomerID: scope)
         if let text = parameters.cursor {
-            guard let continued = query.continued(after: text, signer: signer) else {
-                throw Problem.badParameter("cursor", "is not a cursor of this query (it is altered, or the other parameters changed)")
+            guard let continued = SearchQuery.continuing(text, requested: parameters, scope: scope, signer: signer) else {
+                throw Problem.badParameter("cursor", "is not a next_cursor of this query (it is altered, or sent with other parameters than its page's)")
             }
             query = continued
         }

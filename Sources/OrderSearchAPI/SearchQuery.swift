@@ -21,13 +21,22 @@ struct SearchQuery {
         self.searchAfter = searchAfter
     }
 
-    /// Identifies the query a cursor belongs to (the parameters and the scope).
-    var fingerprint: String { Digest.sha256Hex(parameters.canonicalParts + ["scope=\(scopeCustomerID ?? "")"]) }
+    /// The cursor that continues this query after a hit with these sort values.
+    func cursor(after sortValues: [JSONValue]) -> Cursor {
+        Cursor(query: parameters.canonicalQuery, scope: scopeCustomerID ?? "", searchAfter: sortValues)
+    }
 
-    /// The same query continued after a signed cursor; nil if the cursor is not one of this query's.
-    func continued(after encodedCursor: String, signer: TokenSigner) -> SearchQuery? {
-        guard let cursor = Cursor(encoded: encodedCursor, signer: signer, fingerprint: fingerprint, sortFields: sortFields) else { return nil }
-        return SearchQuery(parameters: parameters, scopeCustomerID: scopeCustomerID, searchAfter: cursor.searchAfter)
+    /// What a request with a cursor asks for: the query the cursor carries, continued after its
+    /// last hit. The request may resend that query's parameters (in any order or spelling); nil if
+    /// it sends other ones, or the cursor is altered, signed with another key, made for another
+    /// principal's scope, or holds values that do not fit its sort.
+    static func continuing(_ encoded: String, requested: SearchParameters, scope: String?, signer: TokenSigner) -> SearchQuery? {
+        guard let cursor = Cursor(encoded: encoded, signer: signer), cursor.scope == scope ?? "",
+              let carried = try? SearchParameters(query: cursor.query), carried.cursor == nil,
+              !requested.hasParametersBesideCursor || requested.canonicalQuery == carried.canonicalQuery
+        else { return nil }
+        let query = SearchQuery(parameters: carried, scopeCustomerID: scope, searchAfter: cursor.searchAfter)
+        return cursor.fits(sortFields: query.sortFields) ? query : nil
     }
 
     static let totalBuckets: [(key: String, from: String, to: String?)] = [
@@ -170,7 +179,7 @@ public func elasticsearchSearchBody(forQueryString query: String, signer: TokenS
     let parameters = try SearchParameters(query: query)
     var search = SearchQuery(parameters: parameters)
     if let text = parameters.cursor {
-        guard let continued = search.continued(after: text, signer: signer) else {
+        guard let continued = SearchQuery.continuing(text, requested: parameters, scope: nil, signer: signer) else {
             throw SearchParameters.Invalid(parameter: "cursor", message: "is not a cursor of this query")
         }
         search = continued

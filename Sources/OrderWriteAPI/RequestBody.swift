@@ -19,7 +19,11 @@ struct RequestBody {
         }
         let buffer = try await request.collectBody(upTo: maxBytes)
         let bytes = Array(buffer.readableBytesView)
-        if bytes.isEmpty && allowEmpty { return RequestBody(raw: Array("{}".utf8), object: JSONObject()) }
+        if bytes.isEmpty {
+            if allowEmpty { return RequestBody(raw: Array("{}".utf8), object: JSONObject()) }
+            // No body is not a body of another media type (415): it is not the JSON object the command needs.
+            throw Problem(.badRequest, title: "Malformed JSON", detail: "the body is empty; this request needs a JSON object")
+        }
         guard Self.isJSON(request.headers[.contentType]) else {
             throw Problem(.unsupportedMediaType, detail: "the body must be application/json")
         }

@@ -25,6 +25,9 @@ public struct SearchParameters: Sendable, Equatable {
     public var size = 20
     public var facetSize = 10
     public var cursor: String?
+    /// Whether the request named any parameter but `cursor`: a request that sends only a cursor
+    /// continues the cursor's own query; one that sends more must send that same query.
+    public private(set) var hasParametersBesideCursor = false
 
     public struct Invalid: Error, Equatable {
         public let parameter: String
@@ -57,6 +60,7 @@ public struct SearchParameters: Sendable, Equatable {
                 throw Invalid(parameter: name, message: "is not valid percent-encoded UTF-8")
             }
             values[name, default: []].append(value)
+            if name != "cursor" { hasParametersBesideCursor = true }
         }
         func single(_ name: String) throws(Invalid) -> String? {
             guard let list = values[name] else { return nil }
@@ -148,21 +152,39 @@ public struct SearchParameters: Sendable, Equatable {
     }
 
 
-    /// Every parameter except the cursor itself, canonically ordered: what a cursor's query fingerprint covers.
-    public var canonicalParts: [String] {
-        var parts: [String] = []
-        parts.append("q=\(q ?? "")")
-        parts.append("status=\(statuses.sorted().joined(separator: ","))")
-        parts.append("currency=\(currencies.sorted().joined(separator: ","))")
-        parts.append("country=\(countries.sorted().joined(separator: ","))")
-        parts.append("customer_id=\(customerIDs.sorted().joined(separator: ","))")
-        parts.append("sku=\(skus.sorted().joined(separator: ","))")
-        parts.append("total=\(totalMin?.description ?? "")..\(totalMax?.description ?? "")")
-        parts.append("created=\(createdFrom?.description ?? "")..\(createdTo?.description ?? "")")
-        parts.append("sort=\(sort.rawValue)")
-        parts.append("size=\(size)")
-        parts.append("facet_size=\(facetSize)")
-        return parts
+    /// Every parameter except the cursor, as a query string that parses back to the same query:
+    /// filter values sorted, defaults spelled out. Two requests for the same query have the same one
+    /// (what a cursor carries, and what a request that resends parameters beside it must match).
+    public var canonicalQuery: String {
+        var pairs: [(String, String)] = []
+        if let q { pairs.append(("q", q)) }
+        for (name, values) in [("status", statuses), ("currency", currencies), ("country", countries),
+                               ("customer_id", customerIDs), ("sku", skus)] where !values.isEmpty {
+            pairs.append((name, values.sorted().joined(separator: ",")))
+        }
+        if let totalMin { pairs.append(("total_min", totalMin.description)) }
+        if let totalMax { pairs.append(("total_max", totalMax.description)) }
+        if let createdFrom { pairs.append(("created_from", createdFrom.rfc3339)) }
+        if let createdTo { pairs.append(("created_to", createdTo.rfc3339)) }
+        pairs += [("sort", sort.rawValue), ("size", String(size)), ("facet_size", String(facetSize))]
+        return pairs.map { "\($0)=\(Self.percentEncode($1))" }.joined(separator: "&")
+    }
+
+    /// Every byte but RFC 3986's unreserved characters as `%XX` (so `+`, `,`, `&` and `=` in a
+    /// value survive `percentDecode`).
+    static func percentEncode(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for b in text.utf8 {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func percentDecode(_ text: Substring) -> String? {

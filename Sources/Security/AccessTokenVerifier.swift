@@ -2,7 +2,8 @@ import Foundation
 import JWTKit
 
 /// Verifies bearer tokens by itself (no network or database call): HS256 with
-/// `AUTH_JWT_SECRET`, RS256/ES256 with the JWKS key named by the token's `kid`.
+/// `AUTH_JWT_SECRET` whatever the token's `kid` (none, `order-admin token`'s, or an identity
+/// provider's own), RS256/ES256 with the JWKS key named by the token's `kid`.
 /// Signatures, base64url and JSON are jwt-kit's; this type adds the policy:
 /// the token's `alg` must be its key's algorithm, `exp` is required, `iss`/`aud`
 /// must match when configured, `sub` is required, a customer needs `customer_id`.
@@ -10,25 +11,33 @@ public final class AccessTokenVerifier: Sendable {
     /// Longer credentials are refused before any parsing (bounded work per request).
     public static let maximumTokenBytes = 8192
 
+    /// The JWKS keys by `kid`.
     private let keys: JWTKeyCollection
+    /// `AUTH_JWT_SECRET`, for HS256 tokens whose `kid` names no JWKS key.
+    private let secret: HMACKey?
+    /// The `kid`s of the JWKS: jwt-kit answers an unknown `kid` with its default key, so whether a
+    /// `kid` is the JWKS's is decided here.
+    private let jwksKeyIDs: Set<String>
     private let issuer: String?
     private let audience: String?
     private let verified = VerifiedTokenCache()
 
     public init(configuration: AuthConfiguration) async throws(AuthConfiguration.Invalid) {
+        // An RS256/ES256 token without `kid` is tried against the first JWKS key, whose
+        // algorithm then has to match (HS256 ones go to the secret, `keys(for:)`).
         let keys = JWTKeyCollection()
-        // The JWKS first: with both configured, a token without `kid` is tried
-        // against the first JWKS key, whose algorithm then has to match.
+        var jwksKeyIDs: Set<String> = []
         if let jwks = try configuration.jwksJSON() {
-            do { try await keys.add(jwksJSON: jwks) } catch {
+            do {
+                try await keys.add(jwksJSON: jwks)
+                jwksKeyIDs = Set(try JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8)).keys.compactMap { $0.keyIdentifier?.string })
+            } catch {
                 throw AuthConfiguration.Invalid(description: "AUTH_JWKS_FILE is not a JWKS with a kid on every RS256/ES256 key")
             }
         }
-        if let secret = try configuration.secretBytes() {
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: Self.hmacKeyID))
-            if configuration.jwksFile == nil { await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256) }
-        }
+        self.jwksKeyIDs = jwksKeyIDs
         self.keys = keys
+        secret = try configuration.secretBytes().map { HMACKey(from: $0) }
         issuer = configuration.issuer
         audience = configuration.audience
     }
@@ -43,8 +52,10 @@ public final class AccessTokenVerifier: Sendable {
         if let principal = verified.principal(for: key) { return principal }
         let claims: AccessTokenClaims
         do {
+            let header = try DefaultJWTParser().parse(Array(token.utf8), as: AccessTokenClaims.self).header
+            let keys = await keys(for: header)
             // The cheap header check first: a token whose `alg` is not its key's costs no signature check.
-            try await requireMatchingAlgorithm(token)
+            try await requireMatchingAlgorithm(header, in: keys)
             claims = try await keys.verify(token, as: AccessTokenClaims.self)
         } catch let error as AuthenticationError {
             throw error
@@ -58,10 +69,20 @@ public final class AccessTokenVerifier: Sendable {
         return principal
     }
 
+    /// The keys that verify a token: for an HS256 token whose `kid` is not a JWKS key's (none, ours,
+    /// or any other: the contract's HS256 has no `kid` rule), the secret alone under that `kid`;
+    /// otherwise the JWKS's (jwt-kit picks by `kid`, falling back to its first key). A `kid` of the
+    /// JWKS keeps its key, so an HS256 header cannot make an RS256 key an HMAC secret.
+    private func keys(for header: JWTHeader) async -> JWTKeyCollection {
+        guard header.alg == "HS256", let secret, !(header.kid.map(jwksKeyIDs.contains) ?? false) else { return keys }
+        let one = JWTKeyCollection()
+        await one.add(hmac: secret, digestAlgorithm: .sha256, kid: header.kid.map { JWKIdentifier(string: $0) })
+        return one
+    }
+
     /// Algorithm confusion: whatever the header says, the key decides the
     /// algorithm (jwt-kit picks the key by `kid`); a header that claims another one is refused.
-    private func requireMatchingAlgorithm(_ token: String) async throws {
-        let header = try DefaultJWTParser().parse(Array(token.utf8), as: AccessTokenClaims.self).header
+    private func requireMatchingAlgorithm(_ header: JWTHeader, in keys: JWTKeyCollection) async throws {
         let key = try await keys.getKey(for: header.kid.map { JWKIdentifier(string: $0) }, alg: header.alg)
         guard let alg = header.alg, alg == key.name, alg != "none" else { throw AuthenticationError.invalidToken }
     }

@@ -57,12 +57,15 @@ public struct AuthenticationMiddleware: RouterMiddleware {
     }
 
     /// The credential of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235).
+    /// Another scheme (`Basic …`) carries no bearer token: RFC 6750 §3.1 answers it like no
+    /// `Authorization` at all, with a bare `Bearer` challenge.
     static func bearerToken(_ request: Request) throws(AuthenticationError) -> String {
         let values = request.headers[values: .authorization]
         guard let value = values.first else { throw .missingToken }
         guard values.count == 1 else { throw .invalidToken }
         let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw .invalidToken }
+        guard let scheme = parts.first, scheme.lowercased() == "bearer" else { throw .missingToken }
+        guard parts.count == 2 else { throw .invalidToken }
         let token = parts[1].drop { $0 == " " }
         guard !token.isEmpty, !token.contains(" ") else { throw .invalidToken }
         return String(token)

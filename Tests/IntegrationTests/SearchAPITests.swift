@@ -101,7 +101,8 @@ import ServiceTesting
         var cursor: String?
         var pages = 0
         repeat {
-            let path = "/search/orders?size=7&sort=\(sort)&status=paid,shipped,delivered,pending,cancelled" + (cursor.map { "&cursor=\($0)" } ?? "")
+            // The contract's form: the next page asks with the cursor alone, which carries size, sort and filter.
+            let path = cursor.map { "/search/orders?cursor=\($0)" } ?? "/search/orders?size=7&sort=\(sort)&status=paid,shipped,delivered,pending,cancelled"
             let body = try await f.search.get(path).json
             let hits = body["hits"]!.arrayValue!
             seen += hits.map { $0["id"]!.stringValue! }
@@ -116,9 +117,18 @@ import ServiceTesting
 
     @Test func cursorFromAnotherQueryOrCorruptedIsRejected() async throws {
         let f = try await fixture()
-        let cursor = try #require(try await f.search.get("/search/orders?size=3&status=paid").json["next_cursor"]?.stringValue)
+        let first = try await f.search.get("/search/orders?size=3&status=paid").json
+        let cursor = try #require(first["next_cursor"]?.stringValue)
         #expect(try await f.search.get("/search/orders?size=3&status=paid&cursor=\(cursor)").status == 200)
         #expect(try await f.search.get("/search/orders?status=paid&cursor=\(cursor)&size=3").status == 200)  // order of parameters does not matter
+        let alone = try await f.search.get("/search/orders?cursor=\(cursor)")
+        let resent = try await f.search.get("/search/orders?size=3&status=paid&cursor=\(cursor)")
+        let ids = { (reply: JSONValue) in reply["hits"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [] }
+        #expect(alone.status == 200 && ids(alone.json).count == 3)
+        #expect(ids(alone.json) == ids(resent.json))  // the cursor alone is the same query
+        #expect(Set(ids(alone.json)).isDisjoint(with: ids(first)))  // it continues after the first page
+        #expect(alone.json["hits"]?.arrayValue?.allSatisfy { $0["status"]?.stringValue == "paid" } == true)  // and keeps its filter
+        #expect(expectProblem(try await f.search.get("/search/orders?status=paid&cursor=\(cursor)"), 400) == ["cursor"])  // part of it is another query
         #expect(expectProblem(try await f.search.get("/search/orders?size=3&status=shipped&cursor=\(cursor)"), 400) == ["cursor"])
         #expect(expectProblem(try await f.search.get("/search/orders?size=4&status=paid&cursor=\(cursor)"), 400) == ["cursor"])
         var corrupted = Array(cursor)

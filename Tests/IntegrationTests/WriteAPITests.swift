@@ -223,6 +223,7 @@ import Testing
         try await WriteAPIHarness.with() { api in
             expectProblem(try await api.client.request("POST", "/customers", body: "name=x", contentType: "text/plain"), 415)
             expectProblem(try await api.client.request("POST", "/customers", body: "{}", contentType: nil), 415)
+            expectProblem(try await api.client.request("POST", "/customers", body: "", contentType: nil), 400)  // no body at all
             expectProblem(try await api.client.post("/customers", "{\"name\": \"x\","), 400)
             expectProblem(try await api.client.post("/customers", "{\"name\":\"a\",\"name\":\"b\",\"email\":\"a@b.de\",\"country\":\"DE\"}"), 400)
             let big = "{\"name\":\"" + String(repeating: "x", count: 1 << 20) + "\"}"

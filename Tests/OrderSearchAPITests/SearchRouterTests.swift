@@ -61,7 +61,7 @@ import TokenSigning
     static func answer(hits: Int) -> JSONValue {
         let list: [JSONValue] = (0..<hits).map { i in
             ["_source": source(id: "ord_\(i)", customer: "cus_a"), "sort": [.number("\(1_790_000_000_000 - i)"), .string("ord_\(i)")],
-             "highlight": ["customer.name": ["&lt;b&gt; <mark>Alice</mark>"]]]
+             "highlight": ["customer.name": ["&lt;b&gt; <mark>Alice</mark> A&#x2F;B &amp;#x2F;"]]]
         }
         return ["hits": ["total": ["value": .int(hits), "relation": "eq"], "hits": .array(list)],
                 "aggregations": [
@@ -104,6 +104,25 @@ import TokenSigning
         return Running(backend: backend, task: task, base: "http://127.0.0.1:\(port)")
     }
 
+    /// A customer waits only for its own writes: another customer's token costs no look at the index.
+    @Test func aCustomerWaitsOnlyForItsOwnWrites() async throws {
+        let api = try await Self.start()
+        defer { api.task.cancel() }
+        func token(of customer: String) -> String {
+            Self.signer.sign(ConsistencyToken(aggregateType: .order, aggregateID: "ord_1", version: 2, customerID: customer).payload,
+                             for: .consistency)
+        }
+        let foreign = try await api.get("/search/orders", roles: [.customer], customerID: "cus_a",
+                                        headers: [("Consistency-Token", token(of: "cus_b")), ("Consistency-Wait", "10000")])
+        #expect(foreign.status == 200)
+        #expect(foreign.headers.first { $0.0.lowercased() == "read-model-caught-up" }?.1 == "false")
+        #expect(api.backend.countQueries.isEmpty)
+        let own = try await api.get("/search/orders", roles: [.customer], customerID: "cus_a",
+                                    headers: [("Consistency-Token", token(of: "cus_a"))])
+        #expect(own.headers.first { $0.0.lowercased() == "read-model-caught-up" }?.1 == "true")
+        #expect(api.backend.countQueries.count == 1)
+    }
+
     @Test func badParametersAre400WithoutABackendCall() async throws {
         let api = try await Self.start()
         defer { api.task.cancel() }
@@ -125,7 +144,7 @@ import TokenSigning
         #expect(reply.json["hits"]?.arrayValue?.count == 2)  // the extra hit only signals another page
         #expect(hit["id"]?.stringValue == "ord_0" && hit["customer"]?["name"]?.stringValue == "Alice <b>")
         #expect(hit["total"]?.stringValue == "59.97" && hit["items"]?[0]?["unit_price"]?.stringValue == "19.99")
-        #expect(hit["highlight"]?["customer.name"]?[0]?.stringValue == "&lt;b&gt; <mark>Alice</mark>")
+        #expect(hit["highlight"]?["customer.name"]?[0]?.stringValue == "&lt;b&gt; <mark>Alice</mark> A/B &amp;#x2F;")  // the encoder's / unescaped
         let facets = try #require(reply.json["facets"])
         #expect(facets["status"]?.arrayValue?.count == 1)  // zero counts left out
         #expect(facets["total_range"]?.arrayValue?.compactMap { $0["value"]?.stringValue } == ["0-50", "1000-"])  // fixed order
@@ -173,9 +192,24 @@ import TokenSigning
         // The same cursor with another query, or signed with another key, never reaches the backend.
         let calls = api.backend.bodies.count
         #expect(try await api.get("/search/orders?size=3&sort=-created_at&cursor=\(cursor)").status == 400)
-        let foreign = Cursor(fingerprint: "x", searchAfter: [.number("1"), "ord_1"]).encoded(with: try TokenSigner(key: String(repeating: "o", count: 40)))
+        let foreign = Cursor(query: "sort=-created_at&size=2&facet_size=10", scope: "", searchAfter: [.number("1"), "ord_1"])
+            .encoded(with: try TokenSigner(key: String(repeating: "o", count: 40)))
         #expect(try await api.get("/search/orders?size=2&sort=-created_at&cursor=\(foreign)").status == 400)
+        #expect(try await api.get("/search/orders?cursor=\(cursor)", roles: [.customer], customerID: "cus_a").status == 400)  // another scope
         #expect(api.backend.bodies.count == calls)
+    }
+
+    /// The cursor carries its query: sent alone it asks the backend exactly what the resent parameters do.
+    @Test func aCursorAloneContinuesItsOwnQuery() async throws {
+        let api = try await Self.start()
+        defer { api.task.cancel() }
+        let first = try await api.get("/search/orders?q=alice&status=paid,shipped&size=2&facet_size=3&sort=-created_at")
+        let cursor = try #require(first.json["next_cursor"]?.stringValue)
+        #expect(try await api.get("/search/orders?status=shipped,paid&sort=-created_at&size=2&facet_size=3&q=alice&cursor=\(cursor)").status == 200)
+        let resent = try #require(api.backend.bodies.last)
+        #expect(try await api.get("/search/orders?cursor=\(cursor)").status == 200)
+        #expect(api.backend.bodies.last == resent)
+        #expect(resent["search_after"] != nil && resent["size"]?.intValue == 3)  // one more than the page, to know if another follows
     }
 
     @Test(arguments: [

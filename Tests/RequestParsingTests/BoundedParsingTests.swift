@@ -52,16 +52,31 @@ import TokenSigning
         #expect(try SearchParameters(query: "customer_id=\(hundred),cus_0,cus_1").customerIDs.count == 100)
     }
 
-    @Test func cursorsAreSignedAndBoundToTheirQuery() throws {
+    @Test func cursorsAreSignedAndCarryTheirQuery() throws {
         let signer = try TokenSigner(key: String(repeating: "c", count: 32))
-        let cursor = Cursor(fingerprint: "f1", searchAfter: [.number("1700000000000"), .string("ord_1")])
+        let cursor = Cursor(query: "q=a%2Bb&size=3", scope: "cus_1", searchAfter: [.number("1700000000000"), .string("ord_1")])
         let text = cursor.encoded(with: signer)
-        #expect(Cursor(encoded: text, signer: signer, fingerprint: "f1", sortFields: ["created_at", "order_id"])?.searchAfter
-            == cursor.searchAfter)
-        #expect(Cursor(encoded: text, signer: signer, fingerprint: "f2", sortFields: ["created_at", "order_id"]) == nil)
+        let decoded = try #require(Cursor(encoded: text, signer: signer))
+        #expect(decoded.query == cursor.query && decoded.scope == "cus_1" && decoded.searchAfter == cursor.searchAfter)
+        #expect(decoded.fits(sortFields: ["created_at", "order_id"]))
+        #expect(!decoded.fits(sortFields: ["_score", "created_at", "order_id"]))
+        #expect(!decoded.fits(sortFields: ["order_id", "created_at"]))  // values of the wrong type
         let other = try TokenSigner(key: String(repeating: "d", count: 32))
-        #expect(Cursor(encoded: text, signer: other, fingerprint: "f1", sortFields: ["created_at", "order_id"]) == nil)
-        #expect(Cursor(encoded: text, signer: signer, fingerprint: "f1", sortFields: ["_score", "created_at", "order_id"]) == nil)
+        #expect(Cursor(encoded: text, signer: other) == nil)
+    }
+
+    /// What a cursor carries parses back to the same query, whatever the spelling of the request.
+    @Test func theCanonicalQueryParsesBackToTheSameQuery() throws {
+        let spelled = "status=shipped&status=paid,%20pending&q=caf%C3%A9+%2B+bar%26x%3Dy&total_min=5.5&created_from=2026-11-01&size=7"
+        let parameters = try SearchParameters(query: spelled)
+        let again = try SearchParameters(query: parameters.canonicalQuery)
+        #expect(again.canonicalQuery == parameters.canonicalQuery)
+        #expect(again.q == "café + bar&x=y" && again.statuses.sorted() == ["paid", "pending", "shipped"] && again.size == 7)
+        #expect(again.totalMin == parameters.totalMin && again.createdFrom == parameters.createdFrom)
+        let reordered = try SearchParameters(query: "size=7&created_from=2026-11-01T00:00:00Z&total_min=5.50&q=caf%C3%A9%20%2B%20bar%26x%3Dy&status=pending,paid,shipped")
+        #expect(reordered.canonicalQuery == parameters.canonicalQuery)
+        #expect(!(try SearchParameters(query: "cursor=abc")).hasParametersBesideCursor)
+        #expect(try SearchParameters(query: "cursor=abc&size=20").hasParametersBesideCursor)
     }
 }
 

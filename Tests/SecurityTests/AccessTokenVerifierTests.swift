@@ -178,6 +178,30 @@ import Testing
                                                                                       jwksFile: provider.jwksPath))
         _ = try await verifier.principal(token: try await provider.token(kid: "rsa-2026"))
         _ = try await verifier.principal(token: try await AccessTokenVerifierTests.hs256(AccessTokenVerifierTests.claims()))
+        // HS256 goes to the secret whatever its `kid` (PyJWT and most libraries send none)...
+        #expect(try await verifier.principal(token: try await Self.hs256(kid: nil)).subject == "user-1")
+        #expect(try await verifier.principal(token: try await Self.hs256(kid: "idp-2026")).subject == "user-1")
+        // ...unless the `kid` names a JWKS key: that key decides the algorithm.
+        await #expect(throws: AuthenticationError.invalidToken) { try await verifier.principal(token: try await Self.hs256(kid: "rsa-2026")) }
+        await #expect(throws: AuthenticationError.invalidToken) {
+            try await verifier.principal(token: try await Self.hs256(kid: "idp-2026", secret: AccessTokenVerifierTests.otherSecret))
+        }
+    }
+
+    @Test func hs256WithAnyKidUsesTheSecret() async throws {
+        let verifier = try await AccessTokenVerifierTests.verifier()
+        #expect(try await verifier.principal(token: try await Self.hs256(kid: nil)).subject == "user-1")
+        #expect(try await verifier.principal(token: try await Self.hs256(kid: "anything")).subject == "user-1")
+        await #expect(throws: AuthenticationError.invalidToken) {
+            try await verifier.principal(token: try await Self.hs256(kid: "anything", secret: AccessTokenVerifierTests.otherSecret))
+        }
+    }
+
+    /// An HS256 token as another library makes it: with the given `kid`, or none.
+    static func hs256(kid: String?, secret: String = AccessTokenVerifierTests.secret) async throws -> String {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: Array(secret.utf8)), digestAlgorithm: .sha256, kid: kid.map { JWKIdentifier(string: $0) })
+        return try await keys.sign(AccessTokenVerifierTests.claims(), kid: kid.map { JWKIdentifier(string: $0) })
     }
 
     @Test func unreadableJWKSRefusesToStart() async throws {
