@@ -92,22 +92,51 @@ struct SearchQuery {
         return filters
     }
 
+    /// How many words of `q` the typo-tolerant clauses match, and how many spellings each fuzzy word
+    /// may expand to. Elasticsearch 8 counts every clause of the rewritten query against a limit it
+    /// derives from the heap, 1024 at the least (`too_many_nested_clauses`; earlier 8.x releases answer a 500): a
+    /// pasted paragraph of 256 words across 7 fields and 2 clauses would pass it many times over.
+    /// 8 words × 7 fields × 2 × 8 spellings = 896 stays below it whatever `q` holds.
+    static let maximumMatchedWords = 8
+    static let maximumExpansions = 8
+
+    /// `q` up to the end of its `maximumMatchedWords`th word. A word is a run of letters, digits and
+    /// `_`, and each Han ideograph or Hiragana character is one by itself, as the standard tokenizer
+    /// (UAX #29) makes each of them a token: a word is never more than one token, so the cut is never late.
+    static func matchedText(_ q: String) -> String {
+        var words = 0
+        var inWord = false
+        var end = q.unicodeScalars.endIndex
+        for index in q.unicodeScalars.indices {
+            let scalar = q.unicodeScalars[index]
+            let isWordScalar = scalar.properties.isAlphabetic || scalar.properties.numericType != nil || scalar == "_"
+            let standsAlone = scalar.properties.isIdeographic || (0x3040...0x309F).contains(scalar.value)
+            if isWordScalar && (!inWord || standsAlone) {
+                words += 1
+                if words > maximumMatchedWords { end = index; break }
+            }
+            inWord = isWordScalar && !standsAlone
+        }
+        return String(q.unicodeScalars[..<end])
+    }
+
     var textQuery: JSONValue? {
         guard let q = parameters.q else { return nil }
         let text = JSONValue.string(q)
+        let matched = JSONValue.string(Self.matchedText(q))
         let fields: JSONValue = .array([(IndexField.customerName, 3), (.customerEmailText, 2), (.itemNames, 2), (.itemSKUsText, 2), (.note, 1),
                                         (.shippingCity, 1), (.trackingNumberText, 1)].map { .string($0.1 == 1 ? $0.0.path : "\($0.0.path)^\($0.1)") })
         return ["bool": [
             "should": [
                 // Search as you type: every word but the last typo-tolerant, the last one a prefix.
                 ["multi_match": [
-                    "query": text, "type": "bool_prefix", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
-                    "fields": fields,
+                    "query": matched, "type": "bool_prefix", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
+                    "max_expansions": .int(Self.maximumExpansions), "fields": fields,
                 ]],
                 // Complete words, every one typo-tolerant (a typo in the last word too).
                 ["multi_match": [
-                    "query": text, "type": "best_fields", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
-                    "fields": fields,
+                    "query": matched, "type": "best_fields", "operator": "and", "fuzziness": "AUTO", "prefix_length": 1, "lenient": true,
+                    "max_expansions": .int(Self.maximumExpansions), "fields": fields,
                 ]],
                 Self.exact(.orderID, text, boost: 10), Self.exact(.customerID, text, boost: 5), Self.exact(.customerEmail, text, boost: 5),
                 Self.exact(.itemSKUs, text, boost: 5), Self.exact(.trackingNumber, text, boost: 5),

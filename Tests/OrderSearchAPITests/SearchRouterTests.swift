@@ -167,6 +167,25 @@ import TokenSigning
         #expect(body["post_filter"]?["bool"]?["filter"]?[0]?["terms"]?["status"] == ["paid"])
     }
 
+    /// A pasted paragraph cannot push the query past Elasticsearch 8's clause limit: the typo-tolerant
+    /// clauses get its first 8 words (a word as the standard tokenizer could split it, never fewer
+    /// tokens) and at most 8 spellings per word; the exact-id clauses keep the whole text.
+    @Test func theTextClausesAreBoundedWhateverTheQuery() async throws {
+        let api = try await Self.start()
+        defer { api.task.cancel() }
+        let paragraph = (1...60).map { "word\($0)" }.joined(separator: " ")
+        let hyphenated = (1...100).map { "a\($0)" }.joined(separator: "-")
+        for (q, matched) in [(paragraph, "word1 word2 word3 word4 word5 word6 word7 word8 "), (hyphenated, "a1-a2-a3-a4-a5-a6-a7-a8-"),
+                             (String(repeating: "李雷", count: 50), "李雷李雷李雷李雷"), ("Alice Smith", "Alice Smith"), ("ord_1234", "ord_1234")] {
+            _ = try await api.get("/search/orders?q=\(q.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            let should = api.backend.bodies.last?["query"]?["bool"]?["must"]?[0]?["bool"]?["should"]?.arrayValue ?? []
+            let textClauses = should.compactMap { $0["multi_match"] }
+            #expect(textClauses.count == 2)
+            #expect(textClauses.allSatisfy { $0["query"]?.stringValue == matched && $0["max_expansions"]?.intValue == 8 }, "\(q.prefix(20))")
+            #expect(should.contains { $0["term"]?["order_id"]?["value"]?.stringValue == q })
+        }
+    }
+
     @Test func aCustomersScopeIsInsideTheQuerySoFacetsObeyIt() async throws {
         let api = try await Self.start()
         defer { api.task.cancel() }
