@@ -73,7 +73,10 @@ extension ElasticsearchClient {
             case 404 where first.key == "delete" && errorType == nil: return .applied
             case 404: return .indexMissing
             case 409: return .stale
-            case 429, 500...: return .retry(status: status)
+            // 401/403 say nothing about the document: an index write block (`cluster_block_exception`,
+            // set by an operator) or an API key without the privilege for this index. Dead-lettering
+            // would leave those orders stale until someone retried them; retrying waits for the fix.
+            case 401, 403, 429, 500...: return .retry(status: status)
             default: return .rejected(status: status, errorType: errorType)
             }
         }

@@ -152,8 +152,12 @@ public final class ElasticsearchClient: Sendable {
     // MARK: - cluster
 
     /// `GET /`: reachable and answering.
-    public func ping() async -> Bool {
-        (try? await send("GET", "/", timeout: .seconds(2)).status) == 200
+    /// Whether the cluster answers a read of `index` (an alias) with these credentials: a count, which
+    /// the `read` privilege allows, where `GET /` needs the cluster `monitor` privilege that a
+    /// least-privilege API key lacks. An index that does not exist yet (404) still answers.
+    public func ping(_ index: String) async -> Bool {
+        let status = try? await send("GET", "/\(Self.escape(index))/_count", timeout: .seconds(2)).status
+        return status == 200 || status == 404
     }
 
     public struct ClusterInfo: Sendable, Equatable {

@@ -81,7 +81,7 @@ public struct BenchEnvironment: Sendable {
         Self.recordForCleanUp(child.pid)
         let up = try await withElasticsearch(child.url) { client in
             for _ in 0..<100 {
-                if await client.ping() { return true }
+                if await client.ping("orders") { return true }
                 try await Task.sleep(for: .milliseconds(100))
             }
             return false

@@ -24,7 +24,8 @@ extension IndexerService.Configuration {
         if let batch = try integer("INDEXER_BATCH_SIZE", 1...10_000) { processor.batchSize = batch }
         if let delay = try integer("INDEXER_BATCH_DELAY_MS", 0...10_000) { batchDelay = .milliseconds(delay) }
         if let batch = try integer("INDEXER_BACKLOG_BATCH_SIZE", 1...20_000) { processor.backlogBatchSize = batch }
-        if let bytes = try integer("INDEXER_MAX_BULK_BYTES", 65_536...104_857_600) { processor.maxBulkBytes = bytes }
+        // At most half of Elasticsearch's default `http.max_content_length` (100 MiB), whose 413 no retry would cure.
+        if let bytes = try integer("INDEXER_MAX_BULK_BYTES", 65_536...52_428_800) { processor.maxBulkBytes = bytes }
         if let chunk = try integer("INDEXER_FAN_OUT_CHUNK", 1...10_000) { processor.fanOutChunk = chunk }
         if let lease = try integer("INDEXER_LEASE_MS", 1000...3_600_000) { processor.lease = .milliseconds(lease) }
         if let handBack = try integer("INDEXER_HAND_BACK_MS", 100...3_600_000) { processor.handBackAfter = .milliseconds(handBack) }

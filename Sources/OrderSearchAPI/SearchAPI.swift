@@ -10,7 +10,7 @@ public func buildSearchRouter(client: some SearchBackend, alias: String, auth: A
                               consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
     let publicPaths = AuthenticationMiddleware.defaultPublicPaths.union(StaffPage.paths)
     let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument, isPublic: { publicPaths.contains($0) }) {
-        await client.ping() ? nil : "elasticsearch"
+        await client.ping(alias) ? nil : "elasticsearch"
     }
     StaffPage.addRoutes(to: router)
     let search = SearchHandlers(client: client, alias: alias, signer: signer, consistency: consistency,

@@ -8,7 +8,7 @@ public protocol SearchBackend: Sendable {
     func search(_ index: String, body: [UInt8], timeout: Duration?) async throws(ElasticsearchError) -> JSONValue
     func count(_ index: String, query: JSONValue?) async throws(ElasticsearchError) -> Int
     func get(_ index: String, id: String) async throws(ElasticsearchError) -> (source: JSONValue, version: Int64)?
-    func ping() async -> Bool
+    func ping(_ index: String) async -> Bool
 }
 
 extension ElasticsearchClient: SearchBackend {}

@@ -22,7 +22,7 @@ let indexer = IndexerService(
     pool: pool, client: client, layout: IndexLayout(alias: configuration.ordersIndex), databaseURL: configuration.databaseURL,
     configuration: indexerConfiguration, logger: logger
 )
-let metrics = buildIndexerMetricsApplication(pool: pool, client: client, auth: auth, address: configuration.indexerMetricsAddress, logger: logger)
+let metrics = buildIndexerMetricsApplication(pool: pool, client: client, alias: configuration.ordersIndex, auth: auth, address: configuration.indexerMetricsAddress, logger: logger)
 logger.info("starting", metadata: ["indexer.workers": "\(indexerConfiguration.workers)", "es.alias": "\(configuration.ordersIndex)"])
 try await runUntilSignalled([indexer, metrics], logger: logger)
 await pool.shutdown()

@@ -24,6 +24,14 @@ import Glibc
             seen.headers.withLock { $0 = ["authorization": request.headers[.authorization] ?? ""] }
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "{}")))
         }
+        router.get("/orders/_count") { request, _ in
+            seen.headers.withLock { $0 = ["authorization": request.headers[.authorization] ?? ""] }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"count":0}"#)))
+        }
+        router.get("/forbidden/_count") { _, _ in
+            Response(status: .forbidden, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"type":"security_exception"},"status":403}"#)))
+        }
         router.post("/_bulk") { request, _ in
             let body = try await request.body.collect(upTo: 1 << 20)
             seen.headers.withLock { $0 = ["content-type": request.headers[.contentType] ?? "", "query": request.uri.query ?? ""] }
@@ -61,16 +69,20 @@ import Glibc
         var withKey = base
         withKey.apiKey = "aWQ6c2VjcmV0"
         let keyed = ElasticsearchClient(configuration: withKey)
-        #expect(await keyed.ping())
+        #expect(await keyed.ping("orders"))
         #expect(seen.headers.withLock { $0["authorization"] } == "ApiKey aWQ6c2VjcmV0")
+        // Readiness is a read of the alias (the `read` privilege), not `GET /` (cluster `monitor`):
+        // an index not created yet still answers; credentials the cluster refuses do not.
+        #expect(await keyed.ping("not-created-yet"))
+        #expect(await !keyed.ping("forbidden"))
         var withBasic = base
         withBasic.username = "elastic"
         withBasic.password = "changeme"
         let basic = ElasticsearchClient(configuration: withBasic)
-        #expect(await basic.ping())
+        #expect(await basic.ping("orders"))
         #expect(seen.headers.withLock { $0["authorization"] } == "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==")
         let anonymous = ElasticsearchClient(configuration: base)
-        #expect(await anonymous.ping())
+        #expect(await anonymous.ping("orders"))
         #expect(seen.headers.withLock { $0["authorization"] } == "")
         for client in [keyed, basic, anonymous] { await client.shutdown() }
     }
@@ -91,20 +103,22 @@ import Glibc
 
     @Test func classifiesBulkItemsByStatusAndSendsNDJSON() async throws {
         let seen = Seen()
-        let response = #"{"errors":true,"items":[{"index":{"status":201}},{"index":{"status":409,"error":{"type":"version_conflict_engine_exception"}}},{"index":{"status":400,"error":{"type":"document_parsing_exception"}}},{"index":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},{"index":{"status":404,"error":{"type":"index_not_found_exception"}}},{"delete":{"status":404}},{"index":{"status":503}}]}"#
+        let response = #"{"errors":true,"items":[{"index":{"status":201}},{"index":{"status":409,"error":{"type":"version_conflict_engine_exception"}}},{"index":{"status":400,"error":{"type":"document_parsing_exception"}}},{"index":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},{"index":{"status":404,"error":{"type":"index_not_found_exception"}}},{"delete":{"status":404}},{"index":{"status":503}},{"index":{"status":403,"error":{"type":"cluster_block_exception"}}},{"index":{"status":401,"error":{"type":"security_exception"}}}]}"#
         let (base, task) = try await stub(seen, bulkResponse: response)
         defer { task.cancel() }
         let client = ElasticsearchClient(configuration: base)
         var request = BulkRequest()
         for i in 0..<6 { request.index("orders", id: "o\(i)", version: Int64(i + 1), requireAlias: true) { $0.value(["n": .int(i)]) } }
         request.delete("orders_v1", id: "gone", version: 9)
+        for i in 6..<8 { request.index("orders", id: "o\(i)", version: 1, requireAlias: true) { $0.value(["n": .int(i)]) } }
         let outcomes = try await client.bulk(request)
+        // Only the document's own fault (400) is permanent; a write block or missing privilege (403/401) waits for its fix.
         #expect(outcomes == [.applied, .stale, .rejected(status: 400, errorType: "document_parsing_exception"), .retry(status: 429),
-                             .indexMissing, .applied, .retry(status: 503)])
+                             .indexMissing, .applied, .retry(status: 503), .retry(status: 403), .retry(status: 401)])
         #expect(seen.headers.withLock { $0["content-type"] } == "application/x-ndjson")
         let body = String(decoding: seen.body.withLock { $0 }, as: UTF8.self)
         #expect(body.hasSuffix("\n"))
-        #expect(body.split(separator: "\n").count == 13)
+        #expect(body.split(separator: "\n").count == 17)
         #expect(body.hasPrefix(#"{"index":{"_index":"orders","_id":"o0","version":1,"version_type":"external","require_alias":true}}"#))
         await client.shutdown()
     }

@@ -39,7 +39,7 @@ import ServiceTesting
         let second = Locked<ChildProcess?>(nil)
         try await withScoped({ first }, stop: { $0.kill(); second.value?.kill() }) { first in
             try await IndexerHarness.with(elasticsearchURL: "http://127.0.0.1:\(port)") { h in
-                #expect(await eventually { await h.elasticsearch.ping() })
+                #expect(await eventually { await h.elasticsearch.ping("orders") })
                 let indexer = try h.startIndexer()
                 let customer = try await h.api.createCustomer()
                 _ = try await h.api.placeOrders(20, customerID: customer)

@@ -51,7 +51,7 @@ import ServiceTesting
             try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: try TestEnvironment.elasticsearchURL)) }, stop: { await $0.shutdown() }) { client in
                 let auth = try await TestEnvironment.authMode()
                 let (port, task) = try await startServer { onRunning in
-                    buildIndexerMetricsApplication(pool: database.pool, client: client, auth: auth, address: HostAndPort(host: "127.0.0.1", port: 0),
+                    buildIndexerMetricsApplication(pool: database.pool, client: client, alias: "orders", auth: auth, address: HostAndPort(host: "127.0.0.1", port: 0),
                                                    logger: TestEnvironment.logger, onServerRunning: onRunning)
                 }
                 defer { task.cancel() }
