@@ -17,7 +17,9 @@ public struct ElasticsearchError: Error, Sendable, CustomStringConvertible {
 
     public let code: Code
     public let status: Int?
-    /// `error.type` from the cluster's error body (for logs), never its reason text.
+    /// `error.type` from the cluster's error body (for logs), never its reason text; for a transport
+    /// failure `transport_<kind>`, so a log names `transport_tls` (a CA file or host name that
+    /// retrying will not cure) apart from a cluster that is away.
     public let errorType: String?
 
     /// For other `SearchBackend`s (and their tests) to report failures the same way.
@@ -128,7 +130,8 @@ public final class ElasticsearchClient: Sendable {
         do {
             return try await http.execute(method: method, url: configuration.baseURL + path, headers: headers, body: body, timeout: timeout)
         } catch let error as TransportError {
-            throw ElasticsearchError(code: error.kind == .timeout ? .timeout : .unavailable, status: nil, errorType: nil)
+            throw ElasticsearchError(code: error.kind == .timeout ? .timeout : .unavailable, status: nil,
+                                     errorType: "transport_\(error.kind.rawValue)")
         } catch {
             throw ElasticsearchError(code: .unavailable, status: nil, errorType: nil)
         }

@@ -87,6 +87,22 @@ import Glibc
         for client in [keyed, basic, anonymous] { await client.shutdown() }
     }
 
+    /// A TLS failure (here: HTTPS to a plain-HTTP server) is named in the error, apart from a cluster that is away.
+    @Test func aTLSFailureNamesItself() async throws {
+        let (base, task) = try await stub(Seen(), bulkResponse: "{}")
+        defer { task.cancel() }
+        var tls = base
+        tls.baseURL = base.baseURL.replacingOccurrences(of: "http://", with: "https://")
+        let client = ElasticsearchClient(configuration: tls)
+        do {
+            _ = try await client.count("orders")
+            Issue.record("a TLS handshake with a plain-HTTP server succeeded")
+        } catch {
+            #expect(error.code == .unavailable && error.errorType == "transport_tls", "\(error)")
+        }
+        await client.shutdown()
+    }
+
     @Test func readsVersionsOfManyIdsInOneSourcelessMultiGet() async throws {
         let seen = Seen()
         let (base, task) = try await stub(seen, bulkResponse: "{}")
