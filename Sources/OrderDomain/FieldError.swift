@@ -70,9 +70,15 @@ enum Rules {
         let valid = value.utf8.count <= 254
             && parts.count == 2
             && !parts[0].isEmpty && parts[0].utf8.count <= 64
-            && parts[1].contains(".") && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".")
+            && Self.isDottedDomain(parts[1])
             && !value.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 }
         if !valid { errors.add(field, "must be an e-mail address") }
+    }
+
+    /// Two or more labels, none empty (`a@b..c` is not an address), as the OpenAPI pattern says.
+    static func isDottedDomain(_ domain: Substring) -> Bool {
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count >= 2 && labels.allSatisfy { !$0.isEmpty }
     }
 
     static func country(_ value: String, field: String, into errors: inout FieldErrors) {

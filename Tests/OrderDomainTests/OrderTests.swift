@@ -90,4 +90,12 @@ import Testing
         #expect(customer.version == 2)
         #expect(throws: DomainError.self) { try customer.change(name: nil, email: "nope", country: nil, now: now) }
     }
+
+    /// The e-mail rule the OpenAPI pattern states: a local part, and a domain of two or more non-empty labels.
+    @Test(arguments: [("a@example.com", true), ("li@例子.中国", true), ("a@b..c", false), ("a@b..c.de", false), ("a@.b.c", false),
+                      ("a@b.c.", false), ("a@bc", false), ("@b.c", false), ("a b@c.de", false)])
+    func emailAddresses(email: String, valid: Bool) {
+        let registered = try? Customer.register(id: "c", name: "Alice", email: email, country: "DE", now: now)
+        #expect((registered != nil) == valid, "\(email)")
+    }
 }
