@@ -39,12 +39,17 @@ public enum BulkItemOutcome: Sendable, Equatable {
     case applied
     /// 409: the stored document is as new or newer; nothing to do.
     case stale
-    /// 400 and other 4xx: the document will never be accepted; dead-letter it.
+    /// 400 and other 4xx but 401/403: the document will never be accepted; dead-letter it.
     case rejected(status: Int, errorType: String?)
     /// 404 index_not_found (the alias vanished): recreate the index, then retry.
     case indexMissing
     /// 429 / 5xx: retry later.
     case retry(status: Int)
+    /// 401/403: refused for a reason outside the document, an index write block an operator set
+    /// (`cluster_block_exception`) or an API key without the privilege. Neither a dead letter (the
+    /// document is fine) nor a quick retry (it lasts until someone fixes it): the work is handed
+    /// back, or an admin command stops and says so (`WritesRefused`).
+    case refused(status: Int, errorType: String?)
 }
 
 extension ElasticsearchClient {
@@ -73,10 +78,8 @@ extension ElasticsearchClient {
             case 404 where first.key == "delete" && errorType == nil: return .applied
             case 404: return .indexMissing
             case 409: return .stale
-            // 401/403 say nothing about the document: an index write block (`cluster_block_exception`,
-            // set by an operator) or an API key without the privilege for this index. Dead-lettering
-            // would leave those orders stale until someone retried them; retrying waits for the fix.
-            case 401, 403, 429, 500...: return .retry(status: status)
+            case 401, 403: return .refused(status: status, errorType: errorType)
+            case 429, 500...: return .retry(status: status)
             default: return .rejected(status: status, errorType: errorType)
             }
         }

@@ -94,6 +94,7 @@ extension DriftVerifier {
                 }
                 return request
             }, count: documents.count)
+            try results.throwIfRefused()
             for (document, result) in zip(documents, results) {
                 switch result {
                 case .applied: outcome.fixed += 1
@@ -125,6 +126,7 @@ extension DriftVerifier {
             for (i, (id, version)) in targets.enumerated() where include(i) { request.delete(index, id: id, version: version) }
             return request
         }, count: targets.count)
+        try results.throwIfRefused()
         return results.filter { $0 == .applied }.count
     }
 

@@ -183,7 +183,7 @@ public struct IndexerService: Service {
                                metadata: ["error": "\(error)", "indexer.failures": "\(failures)", "indexer.next_batch": "\(sizer.next)"])
                 let delay = Backoff.batch.delay(attempt: failures)
                 claimPause.extend(to: .now + delay)
-                if error is BulkWriter.GaveUp || error is ElasticsearchError { clusterSuspect.set() }
+                if error is BulkWriter.GaveUp || error is ElasticsearchError || error is WritesRefused { clusterSuspect.set() }
                 try? await Task.sleep(for: delay)
             }
         }
@@ -202,6 +202,7 @@ public struct IndexerService: Service {
         switch error {
         case let gaveUp as BulkWriter.GaveUp: "cluster_\(gaveUp.lastAttempt.rawValue)"
         case is ElasticsearchError: "cluster_refused"
+        case is WritesRefused: "cluster_forbidden"
         case let database as LibPQError: "database_\(database.code)"
         default: "other"
         }

@@ -315,11 +315,12 @@ public struct OutboxProcessor: Sendable {
 
     /// Outcomes for the live alias decide; a catch-up alias a finished or failed reindex removed is ignored.
     static func rejections(_ outcomes: [BulkItemOutcome], documents: ArraySlice<OrderDocument>) throws -> [Rejection] {
+        try outcomes.throwIfRefused()  // the batch is handed back, not dead-lettered
         var rejected: [Rejection] = []
         for (position, outcome) in outcomes.enumerated() where position < documents.count {
             let document = documents[documents.startIndex + position]
             switch outcome {
-            case .applied, .stale, .retry: continue
+            case .applied, .stale, .retry, .refused: continue
             case .indexMissing: throw ProcessError.indexMissing
             case .rejected(let status, let type):
                 var json = JSONWriter()

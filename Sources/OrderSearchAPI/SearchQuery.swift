@@ -100,24 +100,44 @@ struct SearchQuery {
     static let maximumMatchedWords = 8
     static let maximumExpansions = 8
 
-    /// `q` up to the end of its `maximumMatchedWords`th word. A word is a run of letters, digits and
-    /// `_`, and each Han ideograph or Hiragana character is one by itself, as the standard tokenizer
-    /// (UAX #29) makes each of them a token: a word is never more than one token, so the cut is never late.
+    /// `q` up to the end of its `maximumMatchedWords`th word, where words are counted so that there
+    /// are never fewer than the standard tokenizer (UAX #29, as Lucene applies it) makes tokens: the
+    /// cut is never late. A word is a run of one kind of letters (`WordKind`); Han, Hiragana and
+    /// emoji are a word each.
     static func matchedText(_ q: String) -> String {
         var words = 0
-        var inWord = false
+        var previous = WordKind.separator
         var end = q.unicodeScalars.endIndex
         for index in q.unicodeScalars.indices {
-            let scalar = q.unicodeScalars[index]
-            let isWordScalar = scalar.properties.isAlphabetic || scalar.properties.numericType != nil || scalar == "_"
-            let standsAlone = scalar.properties.isIdeographic || (0x3040...0x309F).contains(scalar.value)
-            if isWordScalar && (!inWord || standsAlone) {
+            let kind = WordKind(q.unicodeScalars[index])
+            if kind != .separator && (kind == .alone || kind != previous) {
                 words += 1
                 if words > maximumMatchedWords { end = index; break }
             }
-            inWord = isWordScalar && !standsAlone
+            previous = kind
         }
         return String(q.unicodeScalars[..<end])
+    }
+
+    /// What the standard tokenizer does with a character: join it to the same kind before it
+    /// (letters and digits of most scripts, Katakana, Southeast Asian scripts), make it a token alone
+    /// (Han ideographs and radicals, Hiragana, emoji), or drop it (spaces, punctuation, other symbols;
+    /// counting one of these as a separator only ever counts more words).
+    enum WordKind {
+        case letters, katakana, southeastAsian, alone, separator
+
+        init(_ scalar: Unicode.Scalar) {
+            let value = scalar.value, properties = scalar.properties
+            switch value {
+            case 0x2E80...0x2FDF, 0x3040...0x309F, 0x1B000...0x1B16F: self = .alone  // radicals, Hiragana
+            case 0x30A0...0x30FF, 0x31F0...0x31FF, 0xFF66...0xFF9F: self = .katakana
+            case 0x0E00...0x0EFF, 0x1000...0x109F, 0x1780...0x17FF: self = .southeastAsian  // Thai, Lao, Myanmar, Khmer
+            default:
+                if properties.isIdeographic || (properties.isEmoji && value > 0x7F) { self = .alone }
+                else if properties.isAlphabetic || properties.numericType != nil || scalar == "_" { self = .letters }
+                else { self = .separator }
+            }
+        }
     }
 
     var textQuery: JSONValue? {

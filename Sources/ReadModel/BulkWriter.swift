@@ -134,3 +134,19 @@ public struct BulkWriter: Sendable {
         return attempt
     }
 }
+
+/// The cluster refused writes for a reason outside the documents (`BulkItemOutcome.refused`).
+public struct WritesRefused: Error, CustomStringConvertible {
+    public let status: Int
+    public let errorType: String?
+    public var description: String {
+        "the cluster refused the writes (status \(status), \(errorType ?? "no error type")): an index write block or an API key without the write privilege"
+    }
+}
+
+extension Array where Element == BulkItemOutcome {
+    /// Throws `WritesRefused` for the first refused item.
+    public func throwIfRefused() throws {
+        for case .refused(let status, let errorType) in self { throw WritesRefused(status: status, errorType: errorType) }
+    }
+}

@@ -78,13 +78,14 @@ public struct FullLoader: Sendable {
 
     /// Counts one page's outcomes; returns the documents the target refused for good.
     private func tally(_ outcomes: [BulkItemOutcome], of documents: [OrderDocument], into summary: inout Summary) throws -> [Refused] {
+        try outcomes.throwIfRefused()
         var refusedHere: [Refused] = []
         for (document, outcome) in zip(documents, outcomes) {
             switch outcome {
             case .applied: summary.documents += 1
             case .stale: summary.stale += 1; summary.documents += 1
             case .rejected(let status, let type): refusedHere.append(Refused(document: document, status: status, errorType: type))
-            case .indexMissing, .retry: throw LoadError.indexVanished
+            case .indexMissing, .retry, .refused: throw LoadError.indexVanished
             }
         }
         summary.rejected += refusedHere.count

@@ -119,7 +119,11 @@ public struct SearchParameters: Sendable, Equatable {
         }
         func time(_ name: String) throws(Invalid) -> Timestamp? {
             guard let text = try single(name) else { return nil }
-            guard let time = Timestamp(rfc3339: text) else { throw Invalid(parameter: name, message: "must be an RFC 3339 time or YYYY-MM-DD") }
+            // In UTC it must still have a four-digit year (`9999-12-31T23:59:59-00:01` has not): the cursor
+            // carries it in UTC and must parse it back.
+            guard let time = Timestamp(rfc3339: text), Timestamp(rfc3339: time.rfc3339) == time else {
+                throw Invalid(parameter: name, message: "must be an RFC 3339 time or YYYY-MM-DD, in the years 0000 to 9999 (UTC)")
+            }
             return time
         }
         totalMin = try money("total_min")

@@ -28,12 +28,14 @@ public final class AccessTokenVerifier: Sendable {
         let keys = JWTKeyCollection()
         var jwksKeyIDs: Set<String> = []
         if let jwks = try configuration.jwksJSON() {
-            do {
-                try await keys.add(jwksJSON: jwks)
-                jwksKeyIDs = Set(try JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8)).keys.compactMap { $0.keyIdentifier?.string })
-            } catch {
-                throw AuthConfiguration.Invalid(description: "AUTH_JWKS_FILE is not a JWKS with a kid on every RS256/ES256 key")
+            // Every key names its `alg`: for a key without one, jwt-kit keeps the algorithm of the first
+            // token that names the key, so one forged token could lock out every real one.
+            let parsed = try? JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8))
+            guard let parsed, parsed.keys.allSatisfy({ $0.keyIdentifier != nil && $0.algorithm != nil }),
+                  (try? await keys.add(jwksJSON: jwks)) != nil else {
+                throw AuthConfiguration.Invalid(description: "AUTH_JWKS_FILE is not a JWKS with a kid and an alg on every RS256/ES256 key")
             }
+            jwksKeyIDs = Set(parsed.keys.compactMap { $0.keyIdentifier?.string })
         }
         self.jwksKeyIDs = jwksKeyIDs
         self.keys = keys

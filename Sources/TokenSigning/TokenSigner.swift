@@ -9,12 +9,19 @@ import JSONSupport
 public struct TokenSigner: Sendable {
     /// Keys shorter than the hash's output are refused (RFC 2104 §3).
     public static let minimumKeyBytes = 32
-    /// Longer tokens are refused before any decoding (bounded work per request).
-    public static let maximumTokenBytes = 4096
-
     public enum Purpose: String, Sendable {
         case consistency = "consistency-v1"
         case cursor = "cursor-v1"
+
+        /// Longer tokens are refused before any decoding (bounded work per request). A cursor carries
+        /// its query, so it may be as long as the OpenAPI document allows (64 KiB); a consistency
+        /// token names one write.
+        public var maximumTokenBytes: Int {
+            switch self {
+            case .consistency: 4096
+            case .cursor: 65_536
+            }
+        }
     }
 
     private let key: SymmetricKey
@@ -42,7 +49,7 @@ public struct TokenSigner: Sendable {
 
     /// The payload of a token this key signed for this purpose, or nil for anything else.
     public func verify(_ token: String, for purpose: Purpose) -> [UInt8]? {
-        guard token.utf8.count <= Self.maximumTokenBytes else { return nil }
+        guard token.utf8.count <= purpose.maximumTokenBytes else { return nil }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let payload = Base64URL.decode(String(parts[0])), let signature = Base64URL.decode(String(parts[1]))
         else { return nil }

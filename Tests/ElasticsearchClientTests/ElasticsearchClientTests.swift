@@ -128,9 +128,10 @@ import Glibc
         request.delete("orders_v1", id: "gone", version: 9)
         for i in 6..<8 { request.index("orders", id: "o\(i)", version: 1, requireAlias: true) { $0.value(["n": .int(i)]) } }
         let outcomes = try await client.bulk(request)
-        // Only the document's own fault (400) is permanent; a write block or missing privilege (403/401) waits for its fix.
+        // Only the document's own fault (400) is a dead letter; a write block or missing privilege (403/401) is refused work.
         #expect(outcomes == [.applied, .stale, .rejected(status: 400, errorType: "document_parsing_exception"), .retry(status: 429),
-                             .indexMissing, .applied, .retry(status: 503), .retry(status: 403), .retry(status: 401)])
+                             .indexMissing, .applied, .retry(status: 503), .refused(status: 403, errorType: "cluster_block_exception"),
+                             .refused(status: 401, errorType: "security_exception")])
         #expect(seen.headers.withLock { $0["content-type"] } == "application/x-ndjson")
         let body = String(decoding: seen.body.withLock { $0 }, as: UTF8.self)
         #expect(body.hasSuffix("\n"))

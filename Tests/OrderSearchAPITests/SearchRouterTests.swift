@@ -176,7 +176,9 @@ import TokenSigning
         let paragraph = (1...60).map { "word\($0)" }.joined(separator: " ")
         let hyphenated = (1...100).map { "a\($0)" }.joined(separator: "-")
         for (q, matched) in [(paragraph, "word1 word2 word3 word4 word5 word6 word7 word8 "), (hyphenated, "a1-a2-a3-a4-a5-a6-a7-a8-"),
-                             (String(repeating: "李雷", count: 50), "李雷李雷李雷李雷"), ("Alice Smith", "Alice Smith"), ("ord_1234", "ord_1234")] {
+                             (String(repeating: "李雷", count: 50), "李雷李雷李雷李雷"), (String(repeating: "😀", count: 100), String(repeating: "😀", count: 8)),
+                             (String(repeating: "アab", count: 50), "アabアabアabアab"), (String(repeating: "⼀", count: 50), String(repeating: "⼀", count: 8)),
+                             ("Müller Иванов Ελένη 김민준", "Müller Иванов Ελένη 김민준"), ("Alice Smith", "Alice Smith"), ("ord_1234", "ord_1234")] {
             _ = try await api.get("/search/orders?q=\(q.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
             let should = api.backend.bodies.last?["query"]?["bool"]?["must"]?[0]?["bool"]?["should"]?.arrayValue ?? []
             let textClauses = should.compactMap { $0["multi_match"] }
@@ -216,6 +218,19 @@ import TokenSigning
         #expect(try await api.get("/search/orders?size=2&sort=-created_at&cursor=\(foreign)").status == 400)
         #expect(try await api.get("/search/orders?cursor=\(cursor)", roles: [.customer], customerID: "cus_a").status == 400)  // another scope
         #expect(api.backend.bodies.count == calls)
+    }
+
+    /// A cursor carries its query, so a long query makes a long cursor: one of a 500-character CJK `q`
+    /// (over 4 KiB) still continues its query.
+    @Test func aLongQuerysCursorStillWorks() async throws {
+        let api = try await Self.start()
+        defer { api.task.cancel() }
+        let q = String(repeating: "李", count: 500).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let first = try await api.get("/search/orders?q=\(q)&sort=-created_at&size=2")
+        let cursor = try #require(first.json["next_cursor"]?.stringValue)
+        #expect(cursor.utf8.count > 4096)
+        #expect(try await api.get("/search/orders?cursor=\(cursor)").status == 200)
+        #expect(api.backend.bodies.last?["search_after"] != nil)
     }
 
     /// The cursor carries its query: sent alone it asks the backend exactly what the resent parameters do.

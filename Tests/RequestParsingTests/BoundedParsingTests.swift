@@ -76,6 +76,10 @@ import TokenSigning
         let reordered = try SearchParameters(query: "size=7&created_from=2026-11-01T00:00:00Z&total_min=5.50&q=caf%C3%A9%20%2B%20bar%26x%3Dy&status=pending,paid,shipped")
         #expect(reordered.canonicalQuery == parameters.canonicalQuery)
         #expect(!(try SearchParameters(query: "cursor=abc")).hasParametersBesideCursor)
+        // A time that leaves the four-digit years in UTC could not travel in a cursor: refused by name.
+        #expect(throws: SearchParameters.Invalid(parameter: "created_from", message: "must be an RFC 3339 time or YYYY-MM-DD, in the years 0000 to 9999 (UTC)")) {
+            try SearchParameters(query: "created_from=9999-12-31T23:59:59-00:01")
+        }
         #expect(try SearchParameters(query: "cursor=abc&size=20").hasParametersBesideCursor)
     }
 }

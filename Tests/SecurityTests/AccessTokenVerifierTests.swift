@@ -204,6 +204,17 @@ import Testing
         return try await keys.sign(AccessTokenVerifierTests.claims(), kid: kid.map { JWKIdentifier(string: $0) })
     }
 
+    /// A key without `alg` would take the algorithm of the first token that names it (jwt-kit caches it).
+    @Test func aJWKSKeyWithoutAlgRefusesToStart() async throws {
+        let provider = try await Provider()
+        defer { try? FileManager.default.removeItem(atPath: provider.jwksPath) }
+        let withoutAlg = try String(contentsOfFile: provider.jwksPath, encoding: .utf8).replacingOccurrences(of: #""alg": "RS256", "#, with: "")
+        let path = provider.jwksPath + ".noalg.json"
+        try withoutAlg.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        await #expect(throws: AuthConfiguration.Invalid.self) { try await AccessTokenVerifier(configuration: AuthConfiguration(jwksFile: path)) }
+    }
+
     @Test func unreadableJWKSRefusesToStart() async throws {
         await #expect(throws: AuthConfiguration.Invalid.self) {
             try await AccessTokenVerifier(configuration: AuthConfiguration(jwksFile: "/nonexistent/jwks.json"))
