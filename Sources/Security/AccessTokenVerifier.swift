@@ -13,8 +13,10 @@ public final class AccessTokenVerifier: Sendable {
 
     /// The JWKS keys by `kid`.
     private let keys: JWTKeyCollection
-    /// `AUTH_JWT_SECRET`, for HS256 tokens whose `kid` names no JWKS key.
-    private let secret: HMACKey?
+    /// `AUTH_JWT_SECRET` as the only (default) key, for HS256 tokens whose `kid` names no JWKS key:
+    /// jwt-kit answers any `kid` it does not hold with the default key, so one collection made at
+    /// start serves every `kid` (none, `order-admin token`'s, an identity provider's own).
+    private let secretKeys: JWTKeyCollection?
     /// The `kid`s of the JWKS: jwt-kit answers an unknown `kid` with its default key, so whether a
     /// `kid` is the JWKS's is decided here.
     private let jwksKeyIDs: Set<String>
@@ -39,7 +41,13 @@ public final class AccessTokenVerifier: Sendable {
         }
         self.jwksKeyIDs = jwksKeyIDs
         self.keys = keys
-        secret = try configuration.secretBytes().map { HMACKey(from: $0) }
+        if let secret = try configuration.secretBytes() {
+            let secretKeys = JWTKeyCollection()
+            await secretKeys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            self.secretKeys = secretKeys
+        } else {
+            secretKeys = nil
+        }
         issuer = configuration.issuer
         audience = configuration.audience
     }
@@ -55,7 +63,7 @@ public final class AccessTokenVerifier: Sendable {
         let claims: AccessTokenClaims
         do {
             let header = try DefaultJWTParser().parse(Array(token.utf8), as: AccessTokenClaims.self).header
-            let keys = await keys(for: header)
+            let keys = keys(for: header)
             // The cheap header check first: a token whose `alg` is not its key's costs no signature check.
             try await requireMatchingAlgorithm(header, in: keys)
             claims = try await keys.verify(token, as: AccessTokenClaims.self)
@@ -71,15 +79,13 @@ public final class AccessTokenVerifier: Sendable {
         return principal
     }
 
-    /// The keys that verify a token: for an HS256 token whose `kid` is not a JWKS key's (none, ours,
-    /// or any other: the contract's HS256 has no `kid` rule), the secret alone under that `kid`;
-    /// otherwise the JWKS's (jwt-kit picks by `kid`, falling back to its first key). A `kid` of the
-    /// JWKS keeps its key, so an HS256 header cannot make an RS256 key an HMAC secret.
-    private func keys(for header: JWTHeader) async -> JWTKeyCollection {
-        guard header.alg == "HS256", let secret, !(header.kid.map(jwksKeyIDs.contains) ?? false) else { return keys }
-        let one = JWTKeyCollection()
-        await one.add(hmac: secret, digestAlgorithm: .sha256, kid: header.kid.map { JWKIdentifier(string: $0) })
-        return one
+    /// The keys that verify a token: the secret for an HS256 token whose `kid` is not a JWKS key's
+    /// (the contract's HS256 has no `kid` rule); otherwise the JWKS's (jwt-kit picks by `kid`,
+    /// falling back to its first key). A `kid` of the JWKS keeps its key, so an HS256 header cannot
+    /// make an RS256 key an HMAC secret.
+    private func keys(for header: JWTHeader) -> JWTKeyCollection {
+        guard header.alg == "HS256", let secretKeys, !(header.kid.map(jwksKeyIDs.contains) ?? false) else { return keys }
+        return secretKeys
     }
 
     /// Algorithm confusion: whatever the header says, the key decides the
