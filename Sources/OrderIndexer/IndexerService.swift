@@ -158,7 +158,7 @@ public struct IndexerService: Service {
             notified = false
             do {
                 let limit = sizer.next
-                let processed = try await processor.processBatch(limit: limit)
+                let processed = try await processor.processBatch(limit: limit, largestRequest: sizer.ceiling)
                 sizer.completed(processed)
                 failures = 0
                 // A full batch means a backlog: claim again at once. A partial one took every event

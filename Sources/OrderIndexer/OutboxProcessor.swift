@@ -22,16 +22,22 @@ public struct OutboxProcessor: Sendable {
         /// batches, small bulk requests, low lag.
         public var batchSize = 500
         /// Events claimed per batch once a batch came back full, i.e. under a backlog
-        /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster. Measured on
-        /// osmem-server, 20k documents: 500 per request 716 docs/s, 1000 → 1382, 2000 → 1370; at
-        /// 100k, 1000 → 845–872 and 2000 → 759–819. 1000 also halves a worker's working set
-        /// under a backlog (its claimed rows, documents, body and answer).
-        public var backlogBatchSize = 1000
+        /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster. 5000 events make
+        /// bulk requests of about 4–5 MB, Elasticsearch's guidance (a few MB per request), and are cut
+        /// at `maxBulkBytes` anyway. On osmem-server a request of inserts costs about the same per
+        /// document from 1000 to 2000 documents (20k: 1382 and 1370 docs/s), but a request that
+        /// updates orders spread over the index costs about the same whatever its size: at 30,000
+        /// orders 30 such updates took 19.5 s, 1000 took 21 s, 3000 took 21 s and 10,000 took 23 s;
+        /// at 100,000 orders, 1000 took 75 s and 5000 took 71 s. Under a live load nearly every
+        /// event updates an older order, so on that server only larger requests keep up.
+        public var backlogBatchSize = 5000
         /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`); Elasticsearch's
         /// guidance is a few MB per request.
         public var maxBulkBytes = 5 << 20
-        /// Orders re-indexed (and progress recorded) per step when a customer change fans out.
-        public var fanOutChunk = 1000
+        /// Orders re-indexed (and progress recorded) per step when a customer change fans out
+        /// (`INDEXER_FAN_OUT_CHUNK`): as large as a backlog batch, for the same reason (a customer's
+        /// orders are spread over the whole index); a worker whose requests timed out uses smaller ones.
+        public var fanOutChunk = 5000
         /// `INDEXER_ACK_TIMINGS`: a file for per-event commit and acknowledgement times (`AckTimingsLog`).
         public var ackTimingsPath: String?
         /// How long claimed events stay this worker's without a renewal (`INDEXER_LEASE_MS`).
@@ -70,9 +76,11 @@ public struct OutboxProcessor: Sendable {
 
     /// Processes one batch of at most `limit` events; returns the number it claimed (0 when
     /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
-    /// A customer change fans out in chunks of at most `limit` orders too: a worker whose batches
-    /// shrank after timeouts (`BatchSizer`) sends a busy cluster smaller fan-out requests as well.
-    public func processBatch(limit: Int) async throws -> Int {
+    /// A customer change fans out in chunks of at most `largestRequest` orders (and `fanOutChunk`):
+    /// a worker whose requests timed out (`BatchSizer.ceiling`) sends a busy cluster smaller
+    /// fan-out requests as well, but one without a backlog still re-indexes a large customer in
+    /// large chunks.
+    public func processBatch(limit: Int, largestRequest: Int) async throws -> Int {
         let (claim, prefetched) = try await claimWithDocuments(limit: limit)
         let events = claim.events
         guard !events.isEmpty else { return 0 }
@@ -80,7 +88,7 @@ public struct OutboxProcessor: Sendable {
         do {
             try await lease.renewing(events.map(\.id)) {
                 try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched,
-                                              fanOutChunk: min(limit, configuration.fanOutChunk), unacknowledged: &unacknowledged)
+                                              fanOutChunk: min(largestRequest, configuration.fanOutChunk), unacknowledged: &unacknowledged)
             }
         } catch {
             await handBack(unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
@@ -145,14 +153,14 @@ public struct OutboxProcessor: Sendable {
 
     /// Order events name their order; a customer change with fewer than `fanOutChunk` orders joins
     /// them (one bulk for many small customers instead of one each: a search server charges per
-    /// request), up to about two batches' worth of documents.
+    /// request), up to about a backlog batch's worth of documents besides the order events.
     func planBatch(_ events: [ClaimedEvent]) async throws -> BatchPlan {
         var plan = BatchPlan()
         for event in events where event.isOrderEvent {
             plan.add(event.aggregateID, for: [event])
             plan.atOnce.append(event)
         }
-        let limit = configuration.fanOutChunk, budget = 2 * configuration.backlogBatchSize
+        let limit = configuration.fanOutChunk, budget = configuration.backlogBatchSize
         for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
             let customer = changes[changes.count - 1].aggregateID
             guard changes.allSatisfy({ $0.fanOutAfter == nil }), plan.orderIDs.count < budget else {

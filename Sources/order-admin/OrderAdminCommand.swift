@@ -73,7 +73,7 @@ struct Reindex: AsyncParsableCommand {
         discussion: "Searches keep working throughout; writes made meanwhile reach the new index through the running indexers."
     )
 
-    @Option(help: "Orders per bulk request.") var batchSize = 2000
+    @Option(help: "Orders per bulk request.") var batchSize = Reindexer.Options().batchSize
     @Option(help: "Bulk requests kept out at once (more: a faster reindex, slower live updates on a busy cluster).")
     var requestsInFlight = Reindexer.Options().requestsInFlight
     @Flag(help: "Keep the previous index after the swap.") var keepOld = false

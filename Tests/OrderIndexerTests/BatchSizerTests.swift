@@ -48,4 +48,16 @@ import Testing
         sizer.failed(timedOut)
         #expect(sizer.next == 1000)
     }
+
+    /// The largest request a worker may send (a customer fan-out's chunk) is the backlog size even
+    /// without a backlog, and only timeouts make it smaller.
+    @Test func theLargestRequestIsTheBacklogSizeUntilTimeoutsShrinkIt() {
+        var sizer = BatchSizer(normal: 500, backlog: 5000, floor: 50)
+        sizer.completed(3)
+        #expect(sizer.next == 500 && sizer.ceiling == 5000)
+        sizer.failed(timedOut)
+        #expect(sizer.ceiling == 250)
+        sizer.failed(BulkWriter.GaveUp(attempts: 12, lastAttempt: .errorAnswer))
+        #expect(sizer.ceiling == 250)
+    }
 }
