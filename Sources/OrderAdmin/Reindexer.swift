@@ -35,11 +35,10 @@ import ReadModel
 /// not a no-op.
 public struct Reindexer: Sendable {
     public struct Options: Sendable {
-        /// Orders per bulk request (`--batch-size`). Large, as the indexer's backlog batches
-        /// (`INDEXER_BACKLOG_BATCH_SIZE`, which says why): the new index also takes the live
-        /// changes, so on a search server that charges a request by the index's size rather than
-        /// the request's, each of the load's requests pays for those updates too.
-        public var batchSize = 5000
+        /// Orders per bulk request (`--batch-size`). Large (`BulkSizing`): the new index also takes
+        /// the live changes, so on a search server that charges a request by the index's size rather
+        /// than the request's, each of the load's requests pays for those updates too.
+        public var batchSize = BulkSizing.documentsPerLargeRequest
         /// Bulk requests the load keeps out at once (`--requests-in-flight`); the next page is read
         /// meanwhile either way. A server gives each request out about an equal turn, so more
         /// requests take a larger share of a cluster the live indexers keep busy, and the live

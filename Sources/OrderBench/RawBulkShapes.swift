@@ -23,7 +23,7 @@ struct RawBulkShapes {
     }
 
     static let shapes: [Shape] = [500, 1000, 2000].flatMap { n in [1, 2].map { Shape(documents: n, connections: $0) } }
-        + [1, 2].map { Shape(bytes: 5 << 20, connections: $0) }
+        + [1, 2].map { Shape(bytes: BulkSizing.maxRequestBytes, connections: $0) }
 
     let benchmarks: IndexBenchmarks
 

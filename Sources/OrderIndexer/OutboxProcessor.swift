@@ -22,22 +22,15 @@ public struct OutboxProcessor: Sendable {
         /// batches, small bulk requests, low lag.
         public var batchSize = 500
         /// Events claimed per batch once a batch came back full, i.e. under a backlog
-        /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster. 5000 events make
-        /// bulk requests of about 4–5 MB, Elasticsearch's guidance (a few MB per request), and are cut
-        /// at `maxBulkBytes` anyway. On osmem-server a request of inserts costs about the same per
-        /// document from 1000 to 2000 documents (20k: 1382 and 1370 docs/s), but a request that
-        /// updates orders spread over the index costs about the same whatever its size: at 30,000
-        /// orders 30 such updates took 19.5 s, 1000 took 21 s, 3000 took 21 s and 10,000 took 23 s;
-        /// at 100,000 orders, 1000 took 75 s and 5000 took 71 s. Under a live load nearly every
-        /// event updates an older order, so on that server only larger requests keep up.
-        public var backlogBatchSize = 5000
-        /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`); Elasticsearch's
-        /// guidance is a few MB per request.
-        public var maxBulkBytes = 5 << 20
+        /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster
+        /// (`BulkSizing` says how large, and why).
+        public var backlogBatchSize = BulkSizing.documentsPerLargeRequest
+        /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`).
+        public var maxBulkBytes = BulkSizing.maxRequestBytes
         /// Orders re-indexed (and progress recorded) per step when a customer change fans out
-        /// (`INDEXER_FAN_OUT_CHUNK`): as large as a backlog batch, for the same reason (a customer's
-        /// orders are spread over the whole index); a worker whose requests timed out uses smaller ones.
-        public var fanOutChunk = 5000
+        /// (`INDEXER_FAN_OUT_CHUNK`): a customer's orders are spread over the whole index, so as
+        /// large as a backlog batch; a worker whose requests timed out uses smaller chunks.
+        public var fanOutChunk = BulkSizing.documentsPerLargeRequest
         /// `INDEXER_ACK_TIMINGS`: a file for per-event commit and acknowledgement times (`AckTimingsLog`).
         public var ackTimingsPath: String?
         /// How long claimed events stay this worker's without a renewal (`INDEXER_LEASE_MS`).
