@@ -2,8 +2,8 @@
 /// customer's fan-out, `order-admin reindex` and the indexer's rebuild of a missing index.
 /// One place for the figures and the reasons.
 public enum BulkSizing {
-    /// Documents per request when there is much to send. About 4–5 MB of our documents (about
-    /// 0.9 KB each with its action line): Elasticsearch's guidance is a few MB per request.
+    /// Documents per request when there is much to send. A few MB of our documents (roughly 1 KB
+    /// each with its action line), Elasticsearch's guidance for a bulk request.
     ///
     /// Measured on osmem-server, the development and CI server: a request of inserts costs
     /// about the same per document from 1000 to 2000 documents (20k: 1382 and 1370 docs/s),
