@@ -267,7 +267,7 @@ public struct OutboxProcessor: Sendable {
         let documents = try await documents(ids, prefetched: prefetched)
         let targets = [layout.alias] + targets
         var rejected: [Rejection] = []
-        for group in Self.groups(documents, maxBytes: configuration.maxBulkBytes / targets.count) {
+        for group in BulkSizing.groups(documents, maxBytes: configuration.maxBulkBytes / targets.count) {
             let outcomes = try await writer.write({ include in
                 var request = BulkRequest()
                 var position = 0
@@ -296,22 +296,6 @@ public struct OutboxProcessor: Sendable {
         let missing = ids.filter { prefetched[$0] == nil }
         let read = missing.isEmpty ? [] : try await pool.withConnection { try OrderDocumentSource.documents(ids: missing, on: $0) }
         return ids.compactMap { prefetched[$0] } + read
-    }
-
-    /// Consecutive runs of `documents` whose estimated JSON stays within `maxBytes` (at least one each).
-    static func groups(_ documents: [OrderDocument], maxBytes: Int) -> [ArraySlice<OrderDocument>] {
-        var groups: [ArraySlice<OrderDocument>] = []
-        var start = 0, bytes = 0
-        for (i, document) in documents.enumerated() {
-            let size = document.estimatedJSONBytes + 100  // plus the action line
-            if i > start, bytes + size > maxBytes {
-                groups.append(documents[start..<i])
-                (start, bytes) = (i, 0)
-            }
-            bytes += size
-        }
-        if start < documents.count { groups.append(documents[start...]) }
-        return groups
     }
 
     /// Outcomes for the live alias decide; a catch-up alias a finished or failed reindex removed is ignored.

@@ -18,4 +18,22 @@ public enum BulkSizing {
     /// The largest body of one bulk request by default: within Elasticsearch's "a few MB", and
     /// far below its `http.max_content_length` (100 MiB), whose 413 no retry would cure.
     public static let maxRequestBytes = 5 << 20
+
+    /// Consecutive runs of `documents` whose estimated JSON stays within `maxBytes` (at least one
+    /// each): a page or claim is counted in documents, but an order may hold 100 items, so its
+    /// requests are cut by bytes, or a page of large orders would be a 413 no retry cures.
+    public static func groups(_ documents: [OrderDocument], maxBytes: Int) -> [ArraySlice<OrderDocument>] {
+        var groups: [ArraySlice<OrderDocument>] = []
+        var start = 0, bytes = 0
+        for (i, document) in documents.enumerated() {
+            let size = document.estimatedJSONBytes + 100  // plus the action line
+            if i > start, bytes + size > maxBytes {
+                groups.append(documents[start..<i])
+                (start, bytes) = (i, 0)
+            }
+            bytes += size
+        }
+        if start < documents.count { groups.append(documents[start...]) }
+        return groups
+    }
 }

@@ -100,16 +100,21 @@ public struct FullLoader: Sendable {
         }
     }
 
+    /// One page, in requests of at most `BulkSizing.maxRequestBytes`; the outcomes in page order.
     private func write(_ documents: [OrderDocument], into index: String, throughAlias: Bool) async throws -> [BulkItemOutcome] {
-        try await writer.write({ include in
-            var request = BulkRequest()
-            for (i, document) in documents.enumerated() where include(i) {
-                request.index(index, id: document.orderID, version: document.externalVersion, requireAlias: throughAlias) {
-                    document.writeJSON(into: &$0)
+        var outcomes: [BulkItemOutcome] = []
+        for group in BulkSizing.groups(documents, maxBytes: BulkSizing.maxRequestBytes) {
+            outcomes += try await writer.write({ include in
+                var request = BulkRequest()
+                for (i, document) in group.enumerated() where include(i) {
+                    request.index(index, id: document.orderID, version: document.externalVersion, requireAlias: throughAlias) {
+                        document.writeJSON(into: &$0)
+                    }
                 }
-            }
-            return request
-        }, count: documents.count)
+                return request
+            }, count: group.count)
+        }
+        return outcomes
     }
 
     public enum LoadError: Error, CustomStringConvertible {

@@ -62,13 +62,13 @@ import Testing
     @Test func bulkRequestsAreCutByBytesAndKeepEveryDocumentOnceInOrder() {
         let documents = (0..<1000).map { Self.document($0) }
         let perDocument = documents[0].estimatedJSONBytes + 100
-        let groups = OutboxProcessor.groups(documents, maxBytes: perDocument * 64)
+        let groups = BulkSizing.groups(documents, maxBytes: perDocument * 64)
         #expect(groups.count == 16)
         #expect(groups.allSatisfy { $0.count <= 64 })
         #expect(groups.flatMap { $0.map(\.orderID) } == documents.map(\.orderID))
         // A single document larger than the limit still goes, alone.
-        #expect(OutboxProcessor.groups(documents[0..<3].map { $0 }, maxBytes: 10).map(\.count) == [1, 1, 1])
-        #expect(OutboxProcessor.groups([], maxBytes: 10).isEmpty)
+        #expect(BulkSizing.groups(documents[0..<3].map { $0 }, maxBytes: 10).map(\.count) == [1, 1, 1])
+        #expect(BulkSizing.groups([], maxBytes: 10).isEmpty)
     }
 }
 
