@@ -154,12 +154,14 @@ public final class ElasticsearchClient: Sendable {
 
     // MARK: - cluster
 
-    /// `GET /`: reachable and answering.
     /// Whether the cluster answers a read of `index` (an alias) with these credentials: a count, which
     /// the `read` privilege allows, where `GET /` needs the cluster `monitor` privilege that a
     /// least-privilege API key lacks. An index that does not exist yet (404) still answers.
-    public func ping(_ index: String) async -> Bool {
-        let status = try? await send("GET", "/\(Self.escape(index))/_count", timeout: .seconds(2)).status
+    public func ping(_ index: String) async -> Bool { await ping(index, timeout: .seconds(2)) }
+
+    /// `ping(_:)` with a wait of the caller's choosing.
+    public func ping(_ index: String, timeout: Duration) async -> Bool {
+        let status = try? await send("GET", "/\(Self.escape(index))/_count", timeout: timeout).status
         return status == 200 || status == 404
     }
 

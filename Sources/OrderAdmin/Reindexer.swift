@@ -115,7 +115,7 @@ public struct Reindexer: Sendable {
         let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
         let old = try await Self.step("reading the alias") { try await retryingWhileBusy { try await client.aliasTargets(layout.alias) } }
         let newIndex = layout.newIndexName()
-        let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: options.batchSize,
+        let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, probeIndex: layout.alias, logger: logger), batchSize: options.batchSize,
                                 requestsInFlight: options.requestsInFlight, logger: logger)
         let total = try await loader.countOrders()
         if options.dryRun {

@@ -58,7 +58,7 @@ public struct IndexerService: Service {
         self.databaseURL = databaseURL
         self.configuration = configuration
         self.logger = logger
-        writer = BulkWriter(client: client, window: ConcurrencyWindow(maximum: configuration.workers), logger: logger)
+        writer = BulkWriter(client: client, window: ConcurrencyWindow(maximum: configuration.workers), probeIndex: layout.alias, logger: logger)
     }
 
     /// One for the process, so all its workers learn the cluster's latency together (`AdaptiveTimeout`)

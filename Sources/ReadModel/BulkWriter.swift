@@ -19,17 +19,30 @@ public struct BulkWriter: Sendable {
     /// Requests in flight the cluster can take now, learned from the same answers (nil: not tracked).
     public let window: ConcurrencyWindow?
 
-    public init(client: ElasticsearchClient, window: ConcurrencyWindow? = nil, logger: Logger) {
+    /// An index or alias this writer reads (`_count`, which the `read` privilege allows) after a
+    /// timeout that no answer of its own preceded, to tell a cluster that is busy from one that is
+    /// gone (nil: no probe; only this writer's own answers tell).
+    public let probeIndex: String?
+
+    public init(client: ElasticsearchClient, window: ConcurrencyWindow? = nil, probeIndex: String? = nil, logger: Logger) {
         self.client = client
         self.window = window
+        self.probeIndex = probeIndex
         self.logger = logger
         timeout = AdaptiveTimeout(Self.timeoutPolicy(requestTimeout: client.configuration.requestTimeout))
     }
 
     /// A bulk request waits at least the client's request timeout (`ES_REQUEST_TIMEOUT_MS`), and up
-    /// to four times that for a cluster that keeps answering, only slowly.
+    /// to sixteen times that (8 minutes by default) for a cluster that keeps answering, only slowly.
+    /// Why that long: a request that times out is not undone, and sending it again queues the same
+    /// work behind it. A 30-minute soak with the ceiling at four times saw three indexers, a rebuild
+    /// and a reindex share one slow server whose queue held each request longer than that: requests
+    /// were abandoned and sent again (events claimed up to 35 times) and the outbox drained nothing
+    /// for 17 minutes. The lease is renewed while a request is out, so a long wait holds no
+    /// transaction and loses nothing; a cluster that answers nothing at all is still given up on
+    /// after about twice the request timeout (`AdaptiveTimeout`).
     public static func timeoutPolicy(requestTimeout: Duration) -> AdaptiveTimeout.Policy {
-        AdaptiveTimeout.Policy(floor: requestTimeout, ceiling: requestTimeout * 4)
+        AdaptiveTimeout.Policy(floor: requestTimeout, ceiling: requestTimeout * 16)
     }
 
     /// Transient failures went on past the caller's deadline (see `write(_:count:giveUpAt:)`).
@@ -78,7 +91,7 @@ public struct BulkWriter: Sendable {
             let start = ContinuousClock.now, waited = timeout.current
             let sent: Result<[BulkItemOutcome], ElasticsearchError>
             do { sent = .success(try await client.bulk(request, timeout: waited)) } catch { sent = .failure(error) }
-            (last, resendAfter) = learn(from: sent, sentAt: start, waited: waited)
+            (last, resendAfter) = await learn(from: sent, sentAt: start, waited: waited)
             switch sent {
             case .success(let results):
                 Timer(label: "indexer_bulk_duration_seconds").record(duration: ContinuousClock.now - start)
@@ -111,14 +124,16 @@ public struct BulkWriter: Sendable {
     }
 
     /// Any HTTP answer tells how long the cluster takes (a 429 says it is overloaded, whatever its
-    /// latency); no answer in time is a timeout. Both go to `timeout` and `window`. Returns what the
-    /// attempt got, and after a timeout on a busy cluster how long to wait before sending it again.
+    /// latency); no answer in time is a timeout, after which the cluster is probed unless it answered
+    /// this writer since the previous timeout. All of it goes to `timeout` and `window`. Returns what
+    /// the attempt got, and after a timeout on a busy cluster how long to wait before sending it again.
     private func learn(from sent: Result<[BulkItemOutcome], ElasticsearchError>, sentAt: ContinuousClock.Instant,
-                       waited: Duration) -> (GaveUp.LastAttempt, resendAfter: Duration?) {
+                       waited: Duration) async -> (GaveUp.LastAttempt, resendAfter: Duration?) {
         let attempt: (GaveUp.LastAttempt, resendAfter: Duration?)
         switch sent {
         case .failure(let error) where error.code == .timeout:
-            let busy = timeout.timedOut()
+            let answering = timeout.answeredSinceTimeout ? false : await clusterAnswersProbe()
+            let busy = timeout.timedOut(answering: answering)
             window?.timedOut(sentAt: sentAt)
             attempt = (.timedOut, busy ? waited : nil)
         case .failure(let error) where error.status == nil:
@@ -132,6 +147,16 @@ public struct BulkWriter: Sendable {
         Gauge(label: "indexer_bulk_timeout_seconds").record(Double(timeout.current.components.seconds))
         if let window { Gauge(label: "indexer_bulk_concurrency_limit").record(Double(window.limit)) }
         return attempt
+    }
+}
+
+extension BulkWriter {
+    /// Whether the cluster answers a read of `probeIndex` within a few seconds.
+    func clusterAnswersProbe() async -> Bool {
+        guard let probeIndex else { return false }
+        let answered = await client.ping(probeIndex, timeout: .seconds(5))
+        Counter(label: "indexer_bulk_timeout_probes_total", dimensions: [("answered", answered ? "yes" : "no")]).increment()
+        return answered
     }
 }
 

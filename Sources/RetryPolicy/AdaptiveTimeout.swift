@@ -11,9 +11,13 @@ import Synchronization
 ///
 /// - every answer sets it to at least `multiple` × that answer's latency, and lets it decay
 ///   by a tenth toward `floor` otherwise, so it rises as fast as the queue and falls slowly;
-/// - a timeout doubles it, but only if an answer arrived since the previous timeout: a
-///   server that stops answering altogether (a black hole rather than a slow server) raises
-///   it at most once, so whoever waits on it with work in hand gives that work up in bounded time;
+/// - a timeout doubles it, but only if the server is still answering: an answer arrived since
+///   the previous timeout, or the caller's own probe just got one (`timedOut(answering:)`). A
+///   server that stops answering altogether (a black hole rather than a slow server) raises it at
+///   most once, so whoever waits on it with work in hand gives that work up in bounded time.
+///   The probe matters when several processes share the server: a process whose own requests all
+///   wait in its queue hears nothing between its timeouts, and without the probe it would stay at
+///   twice the floor and abandon every request the queue holds longer than that;
 /// - it always stays within `floor...ceiling`.
 ///
 /// One instance is shared by all of a process's requests to the same server (a reference
@@ -47,6 +51,9 @@ public final class AdaptiveTimeout: Sendable {
     /// The timeout for the next request.
     public var current: Duration { state.withLock { $0.current } }
 
+    /// Whether the server answered since the last timeout: if so, a timeout needs no probe to count as busy.
+    public var answeredSinceTimeout: Bool { state.withLock { $0.answeredSinceTimeout } }
+
     /// The server answered (any HTTP answer) after `latency`. Returns whether that was slow: longer
     /// than the floor allows for (`multiple` × latency beyond it), so the timeout had to rise.
     @discardableResult
@@ -61,13 +68,14 @@ public final class AdaptiveTimeout: Sendable {
     }
 
     /// A request got no answer within its timeout. Returns whether the server is busy rather than
-    /// gone: it answered something since the previous timeout (or this is the first), so it is most
-    /// likely still working on the abandoned request.
+    /// gone: it answered something since the previous timeout (or this is the first), or
+    /// `answering` (the caller probed it just now and it answered), so it is most likely still
+    /// working on the abandoned request.
     @discardableResult
-    public func timedOut() -> Bool {
+    public func timedOut(answering: Bool = false) -> Bool {
         let policy = self.policy
         return state.withLock { state in
-            let busy = state.answeredSinceTimeout
+            let busy = state.answeredSinceTimeout || answering
             if busy { state.current = Self.clamp(state.current * 2, policy) }
             state.answeredSinceTimeout = false
             return busy

@@ -144,6 +144,38 @@ import Testing
         } }
     }
 
+    /// Bulk requests take 5 s while reads answer at once: the cluster's queue holds this writer's
+    /// requests behind other processes' work, so none of its own requests is answered between its
+    /// timeouts. A `_count` of the alias that answers says busy, not gone: the timeout keeps doubling
+    /// (1, 2, 4, 8 s) until a request is waited out. Without the probe it stays at 2 s, and every
+    /// attempt is abandoned and sent again (a soak: events claimed 35 times).
+    @Test func aProbeThatAnswersLetsTheBulkWriterWaitOutAQueue() async throws {
+        try await IndexerHarness.with { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            proxy.inject(.delay(.seconds(5)), count: 100, onRequestsStartingWith: "POST /_bulk")
+            var configuration = ElasticsearchClient.Configuration(baseURL: proxyURL)
+            configuration.requestTimeout = .seconds(1)
+            configuration.lowSpeedTime = .seconds(1)
+            try await withScoped({ ElasticsearchClient(configuration: configuration) }, stop: { await $0.shutdown() }) { client in
+                func write(_ writer: BulkWriter, id: String, within: Duration) async throws -> [BulkItemOutcome] {
+                    try await writer.write({ _ in
+                        var request = BulkRequest()
+                        request.index(h.alias, id: id, version: 1, requireAlias: true) { $0.value(["order_id": .string(id)]) }
+                        return request
+                    }, count: 1, giveUpAt: .now + within)
+                }
+                let unprobed = BulkWriter(client: client, logger: TestEnvironment.logger)
+                await #expect(throws: BulkWriter.GaveUp.self) { try await write(unprobed, id: "queued-1", within: .seconds(7)) }
+                #expect(unprobed.timeout.current == .seconds(2))
+
+                let probed = BulkWriter(client: client, probeIndex: h.alias, logger: TestEnvironment.logger)
+                let outcomes = try await write(probed, id: "queued-2", within: .seconds(40))
+                #expect(outcomes == [.applied] || outcomes == [.stale])
+                #expect(probed.timeout.current >= .seconds(8))
+            }
+        } }
+    }
+
     /// A writer that gives up says what its last attempt got, so the hand-back metric tells an
     /// error answer from a cluster that could not be reached.
     @Test func aWriterThatGivesUpSaysWhatItsLastAttemptGot() async throws {

@@ -51,6 +51,20 @@ import Testing
         #expect(timeout.current == .seconds(60))
     }
 
+    /// A process whose own requests all wait in a shared server's queue hears nothing between its
+    /// timeouts; a probe the server answers says it is busy, not gone, so the wait keeps growing.
+    @Test func aProbeTheServerAnswersCountsAsBusy() {
+        let timeout = AdaptiveTimeout(policy)
+        #expect(timeout.timedOut())
+        #expect(!timeout.answeredSinceTimeout)
+        #expect(timeout.timedOut(answering: true))
+        #expect(timeout.current == .seconds(120))
+        #expect(!timeout.timedOut(answering: false))
+        #expect(timeout.current == .seconds(120))
+        timeout.answered(after: .seconds(1))
+        #expect(timeout.answeredSinceTimeout)
+    }
+
     /// Slow is what made the timeout rise: an answer later than a third of the floor.
     @Test func anAnswerIsSlowWhenTheFloorDoesNotAllowForIt() {
         let timeout = AdaptiveTimeout(policy)
