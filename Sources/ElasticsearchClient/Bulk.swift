@@ -1,14 +1,50 @@
 import JSONSupport
 
 /// One `_bulk` request body, built incrementally as NDJSON with the trailing newline.
+///
+/// The body is the only copy of its documents a sender needs to keep: a retry of some items copies
+/// their bytes (`subset`), and a refused document is read back from it (`source(of:)`), so a batch
+/// holds what it sends and nothing else.
 public struct BulkRequest: Sendable {
-    public private(set) var body = JSONWriter(capacity: 64 * 1024)
+    public private(set) var body: JSONWriter
     public private(set) var ids: [String] = []
+    /// Where each item's lines end in `body` (its start is the previous item's end).
+    private var itemEnds: [Int] = []
 
-    public init() {}
+    /// `capacity`: bytes to reserve, for a caller that knows about how large the body will be
+    /// (growing a few MB by doubling holds the old and the new buffer at once).
+    public init(capacity: Int = 64 * 1024) {
+        body = JSONWriter(capacity: capacity)
+    }
 
     public var count: Int { ids.count }
     public var byteCount: Int { body.bytes.count }
+
+    /// The bytes of item `item`: its action line and, for `index`, its source line.
+    private func lines(of item: Int) -> ArraySlice<UInt8> {
+        body.bytes[(item == 0 ? 0 : itemEnds[item - 1])..<itemEnds[item]]
+    }
+
+    /// The document an `index` item carries, as sent (empty for a `delete`).
+    public func source(of item: Int) -> ArraySlice<UInt8> {
+        let lines = lines(of: item)
+        // JSON escapes every newline inside strings, so the first one ends the action line.
+        guard let actionEnd = lines.firstIndex(of: 0x0A), actionEnd + 1 < lines.endIndex else { return [] }
+        return lines[(actionEnd + 1)..<(lines.endIndex - 1)]
+    }
+
+    /// The items `include` names, in order, copied from this body (no document serialized again);
+    /// this request itself when it names them all.
+    public func subset(_ include: (Int) -> Bool) -> BulkRequest {
+        guard !(0..<count).allSatisfy(include) else { return self }
+        var part = BulkRequest(capacity: 0)
+        for item in 0..<count where include(item) {
+            part.body.rawBytes(lines(of: item))
+            part.ids.append(ids[item])
+            part.itemEnds.append(part.body.bytes.count)
+        }
+        return part
+    }
 
     /// `index` with an external version: applied only if newer than what is stored.
     public mutating func index(_ index: String, id: String, version: Int64, requireAlias: Bool, document: (inout JSONWriter) -> Void) {
@@ -21,6 +57,7 @@ public struct BulkRequest: Sendable {
         document(&body)
         body.newline()
         ids.append(id)
+        itemEnds.append(body.bytes.count)
     }
 
     /// `delete` with an external version (leaves a tombstone so older writes stay out).
@@ -30,6 +67,7 @@ public struct BulkRequest: Sendable {
         body.raw(",\"version\":"); body.int(version)
         body.raw(",\"version_type\":\"external\"}}\n")
         ids.append(id)
+        itemEnds.append(body.bytes.count)
     }
 }
 

@@ -36,6 +36,8 @@ public final class FaultProxy: Sendable {
         var periodicFault: Fault?
         var requests = 0
         var faultsInjected = 0
+        /// Requests counted by the prefix of their `METHOD uri` (`countRequests(startingWith:)`).
+        var counted: [String: Int] = [:]
     }
 
     private let upstream: String
@@ -82,11 +84,18 @@ public final class FaultProxy: Sendable {
     }
 
     public var requestCount: Int { schedule.withLock { $0.requests } }
+
+    /// From now on, counts the requests whose `METHOD uri` starts with `prefix` (say `"POST /_bulk"`).
+    public func countRequests(startingWith prefix: String) { schedule.withLock { $0.counted[prefix] = 0 } }
+
+    /// Requests counted for `prefix` since `countRequests(startingWith:)`.
+    public func requestCount(startingWith prefix: String) -> Int { schedule.withLock { $0.counted[prefix] ?? 0 } }
     public var faultsInjected: Int { schedule.withLock { $0.faultsInjected } }
 
     func nextFault(for request: String) -> Fault? {
         schedule.withLock { s in
             s.requests += 1
+            for prefix in s.counted.keys where request.hasPrefix(prefix) { s.counted[prefix, default: 0] += 1 }
             var fault: Fault?
             if let i = s.targeted.firstIndex(where: { request.hasPrefix($0.prefix) }) { fault = s.targeted.remove(at: i).fault }
             else if !s.queued.isEmpty { fault = s.queued.removeFirst() }

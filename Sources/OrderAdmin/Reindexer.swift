@@ -258,11 +258,9 @@ public struct Reindexer: Sendable {
     /// Keeps what the new index refused as dead letters, with the reason.
     private func keep(_ refused: [FullLoader.Refused]) async throws {
         let refusals = refused.map { r in
-            var json = JSONWriter()
-            r.document.writeJSON(into: &json)
-            return DeadLetters.Refusal(aggregateType: "order", aggregateID: r.document.orderID, aggregateVersion: r.document.version,
-                                       eventType: "Reindex", document: json.string, occurredAtMs: r.document.updatedAt.millisecondsSinceEpoch,
-                                       errorStatus: r.status, errorType: r.errorType)
+            DeadLetters.Refusal(aggregateType: "order", aggregateID: r.orderID, aggregateVersion: r.orderVersion,
+                                eventType: "Reindex", document: r.document, occurredAtMs: r.updatedAtMs,
+                                errorStatus: r.status, errorType: r.errorType)
         }
         try await pool.transaction { try DeadLetters.record(refusals, on: $0) }
         logger.error("documents refused by the new index; kept as dead letters", metadata: ["reindex.refused": "\(refused.count)"])

@@ -1,3 +1,5 @@
+import ElasticsearchClient
+
 /// How large the bulk requests are when there is much to send: an indexer's backlog, a
 /// customer's fan-out, `order-admin reindex` and the indexer's rebuild of a missing index.
 /// One place for the figures and the reasons.
@@ -19,21 +21,70 @@ public enum BulkSizing {
     /// far below its `http.max_content_length` (100 MiB), whose 413 no retry would cure.
     public static let maxRequestBytes = 5 << 20
 
-    /// Consecutive runs of `documents` whose estimated JSON stays within `maxBytes` (at least one
-    /// each): a page or claim is counted in documents, but an order may hold 100 items, so its
-    /// requests are cut by bytes, or a page of large orders would be a 413 no retry cures.
-    public static func groups(_ documents: [OrderDocument], maxBytes: Int) -> [ArraySlice<OrderDocument>] {
-        var groups: [ArraySlice<OrderDocument>] = []
-        var start = 0, bytes = 0
-        for (i, document) in documents.enumerated() {
-            let size = document.estimatedJSONBytes + 100  // plus the action line
-            if i > start, bytes + size > maxBytes {
-                groups.append(documents[start..<i])
-                (start, bytes) = (i, 0)
-            }
-            bytes += size
+    /// Documents read from PostgreSQL at a time when a claim or page is large: how much of a batch
+    /// is held as rows and structs before it becomes request bytes (`BulkRequestBuilder`).
+    public static let documentsPerRead = 1000
+}
+
+/// Bulk requests of documents, written as the documents are read and cut before one would pass
+/// `maxBytes` (at least one document each). A claim or page is counted in documents, but an order
+/// may hold 100 items: requests are cut by bytes, or a page of large orders would be a 413 no retry
+/// cures. The documents need not be kept: the request bytes are all a sender holds (`BulkRequest`).
+///
+/// Each document goes into every target, as adjacent items: item `i` is document `i / targets.count`
+/// of its request, into `targets[i % targets.count]`.
+public struct BulkRequestBuilder: Sendable {
+    public let targets: [String]
+    public let requireAlias: Bool
+    public let maxBytes: Int
+    private var current: BulkRequest
+    private var full: [BulkRequest] = []
+
+    /// `expectedDocuments` sizes the first request's buffer (about 1 KB per document and target, at most `maxBytes`).
+    public init(targets: [String], requireAlias: Bool, maxBytes: Int = BulkSizing.maxRequestBytes, expectedDocuments: Int) {
+        self.targets = targets
+        self.requireAlias = requireAlias
+        self.maxBytes = maxBytes
+        current = BulkRequest(capacity: Self.capacity(documents: expectedDocuments, targets: targets.count, maxBytes: maxBytes))
+    }
+
+    /// Room for `documents` documents of about 1 KB in each target, at most `maxBytes` and an eighth (the cut
+    /// uses estimates), so a request of typical orders never grows its buffer by doubling.
+    static func capacity(documents: Int, targets: Int, maxBytes: Int) -> Int {
+        min(max(1, documents) * max(1, targets) * 1024, maxBytes) * 9 / 8
+    }
+
+    /// Documents written so far, in every request.
+    public private(set) var documentCount = 0
+
+    public mutating func add(_ document: OrderDocument) {
+        let size = (document.estimatedJSONBytes + 100) * targets.count  // plus the action lines
+        if current.count > 0, current.byteCount + size > maxBytes {
+            full.append(current)
+            current = BulkRequest(capacity: maxBytes * 9 / 8)
         }
-        if start < documents.count { groups.append(documents[start...]) }
-        return groups
+        for target in targets {
+            current.index(target, id: document.orderID, version: document.externalVersion, requireAlias: requireAlias) {
+                document.writeJSON(into: &$0)
+            }
+        }
+        documentCount += 1
+    }
+
+    /// Whether a request is full and waits to be taken.
+    public var hasFull: Bool { !full.isEmpty }
+
+    /// The requests that are full, to send now; the one being filled stays.
+    public mutating func takeFull() -> [BulkRequest] {
+        defer { full = [] }
+        return full
+    }
+
+    /// Every request not taken yet, the last one too; the builder starts empty again.
+    public mutating func takeAll() -> [BulkRequest] {
+        var all = takeFull()
+        if current.count > 0 { all.append(current) }
+        current = BulkRequest(capacity: 0)
+        return all
     }
 }

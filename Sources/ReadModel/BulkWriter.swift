@@ -123,6 +123,12 @@ public struct BulkWriter: Sendable {
         return outcomes.map { $0 ?? .applied }
     }
 
+    /// `write(_:count:giveUpAt:)` for a request built once: a retry sends the bytes of the items
+    /// still pending (`BulkRequest.subset`).
+    public func write(_ request: BulkRequest, giveUpAt deadline: ContinuousClock.Instant? = nil) async throws -> [BulkItemOutcome] {
+        try await write({ request.subset($0) }, count: request.count, giveUpAt: deadline)
+    }
+
     /// Any HTTP answer tells how long the cluster takes (a 429 says it is overloaded, whatever its
     /// latency); no answer in time is a timeout, after which the cluster is probed unless it answered
     /// this writer since the previous timeout. All of it goes to `timeout` and `window`. Returns what

@@ -38,7 +38,12 @@ public struct FullLoader: Sendable {
 
     /// A document the target refused for good.
     public struct Refused: Sendable {
-        public let document: OrderDocument
+        public let orderID: String
+        /// The order's own version and last change, for the dead letter.
+        public let orderVersion: Int
+        public let updatedAtMs: Int64
+        /// The document as sent.
+        public let document: String
         public let status: Int
         public let errorType: String?
     }
@@ -54,21 +59,23 @@ public struct FullLoader: Sendable {
     /// `requestsInFlight` pages are out at once, and the next page is read while they are out, so
     /// the server never waits for PostgreSQL. More than one matters on a server that live indexers
     /// keep busy too (a reindex beside the live load, see `Reindexer.Options.requestsInFlight`).
+    /// A page is held as the bytes of its requests only (`BulkRequestBuilder`), not as documents.
     public func load(into index: String, throughAlias: Bool, progress: @Sendable (Int) -> Void = { _ in },
                      refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
-        try await withThrowingTaskGroup(of: (documents: [OrderDocument], outcomes: [BulkItemOutcome]).self) { requests in
-            var next = try await page(after: nil), out = 0  // `next` is read ahead, while requests are out
+        try await withThrowingTaskGroup(of: (page: EncodedPage, outcomes: [[BulkItemOutcome]]).self) { requests in
+            let target = Target(index: index, throughAlias: throughAlias)
+            var next = try await page(after: nil, into: target), out = 0  // `next` is read ahead, while requests are out
             while true {
-                while out < requestsInFlight, let last = next.last {
-                    let documents = next
-                    requests.addTask { (documents, try await write(documents, into: index, throughAlias: throughAlias)) }
+                while out < requestsInFlight, let last = next.lastOrderID {
+                    let page = next
+                    requests.addTask { (page, try await write(page)) }
                     out += 1
-                    next = try await page(after: last.orderID)
+                    next = try await self.page(after: last, into: target)
                 }
-                guard let (documents, outcomes) = try await requests.next() else { break }
+                guard let (page, outcomes) = try await requests.next() else { break }
                 out -= 1
-                let refusedHere = try tally(outcomes, of: documents, into: &summary)
+                let refusedHere = try tally(outcomes, of: page, into: &summary)
                 if !refusedHere.isEmpty { try await refused(refusedHere) }
                 progress(summary.documents + summary.rejected)
             }
@@ -76,44 +83,72 @@ public struct FullLoader: Sendable {
         return summary
     }
 
+    struct Target: Sendable {
+        let index: String
+        let throughAlias: Bool
+    }
+
+    /// One page as its bulk requests, with what a dead letter needs of each document besides its JSON.
+    struct EncodedPage: Sendable {
+        var requests: [BulkRequest] = []
+        var stamps: [(orderVersion: Int, updatedAtMs: Int64)] = []
+        var lastOrderID: String?
+    }
+
     /// Counts one page's outcomes; returns the documents the target refused for good.
-    private func tally(_ outcomes: [BulkItemOutcome], of documents: [OrderDocument], into summary: inout Summary) throws -> [Refused] {
-        try outcomes.throwIfRefused()
+    private func tally(_ outcomes: [[BulkItemOutcome]], of page: EncodedPage, into summary: inout Summary) throws -> [Refused] {
         var refusedHere: [Refused] = []
-        for (document, outcome) in zip(documents, outcomes) {
-            switch outcome {
-            case .applied: summary.documents += 1
-            case .stale: summary.stale += 1; summary.documents += 1
-            case .rejected(let status, let type): refusedHere.append(Refused(document: document, status: status, errorType: type))
-            case .indexMissing, .retry, .refused: throw LoadError.indexVanished
+        var position = 0  // the document's place in the page: one item per document (one target)
+        for (request, outcomes) in zip(page.requests, outcomes) {
+            try outcomes.throwIfRefused()
+            for (item, outcome) in outcomes.enumerated() {
+                defer { position += 1 }
+                switch outcome {
+                case .applied: summary.documents += 1
+                case .stale: summary.stale += 1; summary.documents += 1
+                case .rejected(let status, let type):
+                    let stamp = page.stamps[position]
+                    refusedHere.append(Refused(orderID: request.ids[item], orderVersion: stamp.orderVersion, updatedAtMs: stamp.updatedAtMs,
+                                               document: String(decoding: request.source(of: item), as: UTF8.self),
+                                               status: status, errorType: type))
+                case .indexMissing, .retry, .refused: throw LoadError.indexVanished
+                }
             }
         }
         summary.rejected += refusedHere.count
         return refusedHere
     }
 
-    /// One keyset page, in its own short read-only transaction.
-    private func page(after cursor: String?) async throws -> [OrderDocument] {
+    /// One keyset page, in its own short read-only transaction, written into bulk requests of at
+    /// most `BulkSizing.maxRequestBytes` as it is read, `BulkSizing.documentsPerRead` rows at a time.
+    /// It ends at `batchSize` documents, or once a request is full (large orders): a page holds
+    /// about one request's bytes at most, whatever its orders hold.
+    private func page(after cursor: String?, into target: Target) async throws -> EncodedPage {
         let batchSize = self.batchSize
-        return try await pool.transaction(isolation: .repeatableReadReadOnly) {
-            try OrderDocumentSource.page(after: cursor, limit: batchSize, on: $0)
+        return try await pool.transaction(isolation: .repeatableReadReadOnly) { connection in
+            var builder = BulkRequestBuilder(targets: [target.index], requireAlias: target.throughAlias, expectedDocuments: batchSize)
+            var page = EncodedPage(lastOrderID: cursor)
+            while builder.documentCount < batchSize, !builder.hasFull {
+                let limit = min(BulkSizing.documentsPerRead, batchSize - builder.documentCount)
+                let part = try OrderDocumentSource.page(after: page.lastOrderID, limit: limit, on: connection)
+                for document in part {
+                    builder.add(document)
+                    page.stamps.append((document.version, document.updatedAt.millisecondsSinceEpoch))
+                }
+                guard let last = part.last else { break }
+                page.lastOrderID = last.orderID
+                if part.count < limit { break }
+            }
+            page.requests = builder.takeAll()
+            if page.requests.isEmpty { page.lastOrderID = nil }
+            return page
         }
     }
 
-    /// One page, in requests of at most `BulkSizing.maxRequestBytes`; the outcomes in page order.
-    private func write(_ documents: [OrderDocument], into index: String, throughAlias: Bool) async throws -> [BulkItemOutcome] {
-        var outcomes: [BulkItemOutcome] = []
-        for group in BulkSizing.groups(documents, maxBytes: BulkSizing.maxRequestBytes) {
-            outcomes += try await writer.write({ include in
-                var request = BulkRequest()
-                for (i, document) in group.enumerated() where include(i) {
-                    request.index(index, id: document.orderID, version: document.externalVersion, requireAlias: throughAlias) {
-                        document.writeJSON(into: &$0)
-                    }
-                }
-                return request
-            }, count: group.count)
-        }
+    /// One page's requests, one after another; their outcomes in the same order.
+    private func write(_ page: EncodedPage) async throws -> [[BulkItemOutcome]] {
+        var outcomes: [[BulkItemOutcome]] = []
+        for request in page.requests { outcomes.append(try await writer.write(request)) }
         return outcomes
     }
 

@@ -113,6 +113,35 @@ import Testing
         }
     }
 
+    /// Changes of many customers with few orders, claimed behind more order events than a request
+    /// holds: they share requests of about a backlog batch's documents (here 10), not one request per
+    /// customer (a soak: 831 small customers' changes sent one by one, each claimed 28 times).
+    @Test func smallCustomersChangesShareBulkRequests() async throws {
+        try await IndexerHarness.with() { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            var customers: [String] = []
+            for i in 0..<30 {
+                let customer = try await h.api.createCustomer(name: "Small Customer \(i)")
+                _ = try await h.api.placeOrders(1, customerID: customer)
+                customers.append(customer)
+            }
+            for customer in customers {
+                let renamed = try await h.api.client.patch("/customers/\(customer)", json(["name": "Renamed Customer"]))
+                #expect(renamed.status == 200)
+            }
+            proxy.countRequests(startingWith: "POST /_bulk")
+            let indexer = try h.startIndexer(elasticsearchURL: proxyURL, workers: 1, batchSize: 200) { $0.processor.backlogBatchSize = 10 }
+            #expect(await eventually(timeout: .seconds(60)) { (try? await h.outboxCount()) == 0 })
+            #expect(await h.inSync())
+            let renamed: JSONValue = ["term": ["customer.version": 2]]
+            #expect(try await h.elasticsearch.count(h.alias, query: renamed) == 30)
+            // The 30 order events in one round; the 30 customers' orders in rounds of 10.
+            let requests = proxy.requestCount(startingWith: "POST /_bulk")
+            #expect(requests >= 4 && requests <= 6, "\(requests) bulk requests")
+            await indexer.stop()
+        } }
+    }
+
     /// Several workers on one outbox: nothing lost, nothing going backwards.
     @Test func threeIndexersShareOneOutbox() async throws {
         try await IndexerHarness.with() { h in
