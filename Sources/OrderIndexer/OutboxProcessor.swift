@@ -110,83 +110,77 @@ public struct OutboxProcessor: Sendable {
 
     /// Order events and small customers' changes in rounds, each acknowledged once indexed, then
     /// large customers' changes chunk by chunk; removes from `unacknowledged` what it acknowledged.
+    ///
+    /// Order events name their order. A customer change with fewer than `fanOutChunk` orders joins
+    /// the current round while it holds fewer than a backlog batch's documents, and else the round is
+    /// indexed and the next one starts: small customers share requests instead of costing one each,
+    /// since a search server charges per request, and only one round's ids are held at a time. (A
+    /// 30-minute soak, before rounds: 831 small customers' changes claimed behind 5,000 order events
+    /// were sent one request each, and a hand-back every few customers brought them back to the next
+    /// claim, behind its order events again: 28 claims each.)
     private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], prefetched: [String: OrderDocument],
                                      fanOutChunk: Int, unacknowledged: inout Set<Int64>) async throws {
-        let plan = try await planBatch(events)
-        for round in plan.rounds where !round.events.isEmpty {
-            let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
-                (round.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
-            }
-            let answered = Self.nowMicroseconds()
-            try await lease.acknowledge(round.events.map(\.id), deadLetters: rejected)
-            recordDeadLetters(rejected)
-            unacknowledged.subtract(round.events.map(\.id))
-            recordAcknowledged(round.events, answeredAtUs: answered)
+        var round = Round()
+        for event in events where event.isOrderEvent {
+            round.add(event.aggregateID, for: event)
+            round.events.append(event)
         }
+        var inChunks: [[ClaimedEvent]] = []
+        for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
+            let latest = changes[changes.count - 1]
+            guard changes.allSatisfy({ $0.fanOutAfter == nil }), let orderIDs = try await fewOrders(ofCustomer: latest.aggregateID) else {
+                inChunks.append(changes)  // a large customer, or a fan-out already under way
+                continue
+            }
+            if !round.orderIDs.isEmpty, round.orderIDs.count + orderIDs.count > configuration.backlogBatchSize {
+                try await complete(round, targets: targets, prefetched: prefetched, unacknowledged: &unacknowledged)
+                round = Round()
+            }
+            for id in orderIDs { round.add(id, for: latest) }
+            round.events += changes
+        }
+        try await complete(round, targets: targets, prefetched: prefetched, unacknowledged: &unacknowledged)
         // Customers with many orders: chunk by chunk, resumable.
-        for changes in plan.inChunks {
+        for changes in inChunks {
             if try await fanOut(changes, targets: targets, chunk: fanOutChunk) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
             unacknowledged.subtract(changes.map(\.id))
         }
     }
 
-    /// How one batch's events are indexed: in rounds, each one set of bulk requests acknowledged
-    /// as a whole, then the customer changes that fan out chunk by chunk.
-    struct BatchPlan {
-        struct Round {
-            /// Every order to index in this round, each once, in first-seen order.
-            var orderIDs: [String] = []
-            /// The events each order's document answers (for dead letters).
-            var eventsByOrder: [String: [ClaimedEvent]] = [:]
-            /// Events acknowledged once `orderIDs` are indexed.
-            var events: [ClaimedEvent] = []
+    /// Events indexed as one set of bulk requests and acknowledged together.
+    struct Round {
+        /// Every order to index in this round, each once, in first-seen order.
+        var orderIDs: [String] = []
+        /// The events each order's document answers (for dead letters).
+        var eventsByOrder: [String: [ClaimedEvent]] = [:]
+        /// Events acknowledged once `orderIDs` are indexed.
+        var events: [ClaimedEvent] = []
 
-            mutating func add(_ orderID: String, for event: ClaimedEvent) {
-                if eventsByOrder[orderID] == nil { orderIDs.append(orderID) }
-                eventsByOrder[orderID, default: []].append(event)
-            }
+        mutating func add(_ orderID: String, for event: ClaimedEvent) {
+            if eventsByOrder[orderID] == nil { orderIDs.append(orderID) }
+            eventsByOrder[orderID, default: []].append(event)
         }
-
-        /// The order events first, with as many small customers' changes as fit; then the rest of
-        /// those, about a backlog batch's documents per round.
-        var rounds = [Round()]
-        /// Changes of customers with at least a chunk of orders (or a fan-out already under way).
-        var inChunks: [[ClaimedEvent]] = []
     }
 
-    /// Order events name their order. A customer change with fewer than `fanOutChunk` orders joins
-    /// other events' round while it holds fewer than a backlog batch's documents, and else starts the
-    /// next round: small customers share requests instead of costing one each, since a search server
-    /// charges per request. (A 30-minute soak, before rounds: 831 small customers' changes claimed
-    /// behind 5,000 order events were sent one request each, and a hand-back every few customers
-    /// brought them back to the next claim, behind its order events again: 28 claims each.)
-    func planBatch(_ events: [ClaimedEvent]) async throws -> BatchPlan {
-        var plan = BatchPlan()
-        for event in events where event.isOrderEvent {
-            plan.rounds[0].add(event.aggregateID, for: event)
-            plan.rounds[0].events.append(event)
+    /// The customer's order ids when it has fewer than `fanOutChunk` orders; nil otherwise.
+    private func fewOrders(ofCustomer customer: String) async throws -> [String]? {
+        let limit = configuration.fanOutChunk
+        let orderIDs = try await pool.withConnection { try OrderDocumentSource.orderIDs(ofCustomer: customer, after: nil, limit: limit, on: $0) }
+        return orderIDs.count < limit ? orderIDs : nil
+    }
+
+    /// Indexes a round's orders, then acknowledges its events (dead-lettering those whose document was refused).
+    private func complete(_ round: Round, targets: [String], prefetched: [String: OrderDocument],
+                          unacknowledged: inout Set<Int64>) async throws {
+        guard !round.events.isEmpty else { return }
+        let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+            (round.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
         }
-        let limit = configuration.fanOutChunk, budget = configuration.backlogBatchSize
-        for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
-            let latest = changes[changes.count - 1]
-            guard changes.allSatisfy({ $0.fanOutAfter == nil }) else {
-                plan.inChunks.append(changes)
-                continue
-            }
-            let orderIDs = try await pool.withConnection {
-                try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: nil, limit: limit, on: $0)
-            }
-            if orderIDs.count >= limit {
-                plan.inChunks.append(changes)
-                continue
-            }
-            if let last = plan.rounds.last, !last.orderIDs.isEmpty, last.orderIDs.count + orderIDs.count > budget {
-                plan.rounds.append(BatchPlan.Round())
-            }
-            for id in orderIDs { plan.rounds[plan.rounds.count - 1].add(id, for: latest) }
-            plan.rounds[plan.rounds.count - 1].events += changes
-        }
-        return plan
+        let answered = Self.nowMicroseconds()
+        try await lease.acknowledge(round.events.map(\.id), deadLetters: rejected)
+        recordDeadLetters(rejected)
+        unacknowledged.subtract(round.events.map(\.id))
+        recordAcknowledged(round.events, answeredAtUs: answered)
     }
 
     /// Hands unacknowledged events back for any worker to claim, at once or after `pause`. Runs in a
