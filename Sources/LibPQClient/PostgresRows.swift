@@ -15,6 +15,9 @@ extension Duration: PostgresBindable { public var postgresText: String { "\(whol
 extension Duration {
     /// Whole milliseconds, as PostgreSQL settings and intervals take them.
     public var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+
+    /// Seconds with their fraction, for rates and reports.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// A text array literal (`{"a","b"}`) for `= ANY($1::text[])`.

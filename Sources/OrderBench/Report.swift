@@ -72,10 +72,6 @@ struct Latencies: Sendable {
     var count: Int { Int(histogram.totalCount) }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// p50/p99 from a Prometheus histogram's cumulative buckets (upper-bound estimate).
 func histogramPercentile(_ metrics: String, name: String, _ p: Double) -> Double? {
     var buckets: [(Double, Double)] = []

@@ -1,4 +1,5 @@
 import LibPQClient
+import ReadModel
 
 extension IndexerService.Configuration {
     /// The hard limit on any transaction of the indexer (guarantee 6).
@@ -23,7 +24,7 @@ extension IndexerService.Configuration {
         if let workers = try integer("INDEXER_WORKERS", 1...64) { self.workers = workers }
         if let batch = try integer("INDEXER_BATCH_SIZE", 1...10_000) { processor.batchSize = batch }
         if let delay = try integer("INDEXER_BATCH_DELAY_MS", 0...10_000) { batchDelay = .milliseconds(delay) }
-        if let batch = try integer("INDEXER_BACKLOG_BATCH_SIZE", 1...20_000) { processor.backlogBatchSize = batch }
+        if let batch = try integer("INDEXER_BACKLOG_BATCH_SIZE", 1...BulkSizing.largestBatch) { processor.backlogBatchSize = batch }
         // At most half of Elasticsearch's default `http.max_content_length` (100 MiB), whose 413 no retry would cure.
         if let bytes = try integer("INDEXER_MAX_BULK_BYTES", 65_536...52_428_800) { processor.maxBulkBytes = bytes }
         if let chunk = try integer("INDEXER_FAN_OUT_CHUNK", 1...10_000) { processor.fanOutChunk = chunk }

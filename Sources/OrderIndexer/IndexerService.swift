@@ -124,7 +124,11 @@ public struct IndexerService: Service {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
         let processor = processor(worker: worker, ackTimings: ackTimings)
-        var sizer = BatchSizer(normal: configuration.processor.batchSize, backlog: configuration.processor.backlogBatchSize)
+        var sizer = BatchSizer(normal: configuration.processor.batchSize, backlog: configuration.processor.backlogBatchSize,
+                               maxRequestBytes: configuration.processor.maxBulkBytes)
+        let scaleGauge = Gauge(label: "indexer_bulk_request_scale", dimensions: [("worker", "\(worker)")])
+        var scale = sizer.requests.scale
+        scaleGauge.record(scale)
         var failures = 0
         var notified = false  // the last wait ended with a notification, not the polling interval
         while !Task.isCancelled, !stopping.isSet {
@@ -157,9 +161,18 @@ public struct IndexerService: Service {
             }
             notified = false
             do {
-                let limit = sizer.next
-                let processed = try await processor.processBatch(limit: limit, largestRequest: sizer.ceiling)
-                sizer.completed(processed)
+                let limit = sizer.next, started = ContinuousClock.now
+                let batch = try await processor.processBatch(limit: limit, requests: sizer.requests)
+                let processed = batch.events
+                sizer.completed(processed, documents: batch.documents, duration: .now - started)
+                if sizer.requests.scale != scale {
+                    logger.info("bulk requests resized under a backlog", metadata: [
+                        "indexer.request_scale": "\(sizer.requests.scale)", "indexer.request_bytes": "\(sizer.requests.bytes)",
+                        "indexer.next_batch": "\(sizer.next)",
+                    ])
+                    scale = sizer.requests.scale
+                    scaleGauge.record(scale)
+                }
                 failures = 0
                 // A full batch means a backlog: claim again at once. A partial one took every event
                 // claimable when it claimed (rows another worker was claiming are that worker's),

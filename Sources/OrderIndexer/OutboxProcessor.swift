@@ -23,13 +23,16 @@ public struct OutboxProcessor: Sendable {
         public var batchSize = 500
         /// Events claimed per batch once a batch came back full, i.e. under a backlog
         /// (`INDEXER_BACKLOG_BATCH_SIZE`): fewer, larger bulk requests drain faster
-        /// (`BulkSizing` says how large, and why).
+        /// (`BulkSizing` says how large, and why). A starting size: it grows with the requests' bytes
+        /// while the cluster indexes faster for it (`RequestSizeTuner`).
         public var backlogBatchSize = BulkSizing.documentsPerLargeRequest
-        /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`).
-        public var maxBulkBytes = BulkSizing.maxRequestBytes
+        /// Upper bound of one bulk request's body (`INDEXER_MAX_BULK_BYTES`): requests start at
+        /// `BulkSizing.maxRequestBytes` (or this, if smaller) and grow up to it under a backlog.
+        public var maxBulkBytes = BulkSizing.largestRequestBytes
         /// Orders re-indexed (and progress recorded) per step when a customer change fans out
         /// (`INDEXER_FAN_OUT_CHUNK`): a customer's orders are spread over the whole index, so as
-        /// large as a backlog batch; a worker whose requests timed out uses smaller chunks.
+        /// large as a backlog batch, and growing with it; a worker whose requests timed out uses
+        /// smaller chunks.
         public var fanOutChunk = BulkSizing.documentsPerLargeRequest
         /// `INDEXER_ACK_TIMINGS`: a file for per-event commit and acknowledgement times (`AckTimingsLog`).
         public var ackTimingsPath: String?
@@ -67,27 +70,42 @@ public struct OutboxProcessor: Sendable {
         public var description: String { "the order index is missing" }
     }
 
-    /// Processes one batch of at most `limit` events; returns the number it claimed (0 when
-    /// nothing was claimable). On any failure, what was not acknowledged is handed back first.
-    /// A customer change fans out in chunks of at most `largestRequest` orders (and `fanOutChunk`):
-    /// a worker whose requests timed out (`BatchSizer.ceiling`) sends a busy cluster smaller
-    /// fan-out requests as well, but one without a backlog still re-indexes a large customer in
-    /// large chunks.
-    public func processBatch(limit: Int, largestRequest: Int) async throws -> Int {
+    /// What one batch did.
+    public struct BatchResult: Sendable, Equatable {
+        /// Events claimed (0 when nothing was claimable).
+        public var events = 0
+        /// Documents sent to the cluster, a changed customer's orders included (once for all targets).
+        public var documents = 0
+    }
+
+    /// Processes one batch of at most `limit` events in requests within `requests`. On any failure,
+    /// what was not acknowledged is handed back first. A customer change fans out in chunks of at
+    /// most `requests.documents` orders (and `fanOutChunk` times `requests.scale`): a worker whose
+    /// requests timed out (`BatchSizer.ceiling`) sends a busy cluster smaller fan-out requests as
+    /// well, but one without a backlog still re-indexes a large customer in large chunks.
+    public func processBatch(limit: Int, requests: RequestSize) async throws -> BatchResult {
         let (claim, prefetched) = try await claimWithDocuments(limit: limit)
         let events = claim.events
-        guard !events.isEmpty else { return 0 }
-        var unacknowledged = Set(events.map(\.id))
+        guard !events.isEmpty else { return BatchResult() }
+        var progress = Progress(unacknowledged: Set(events.map(\.id)), requests: requests,
+                                fanOutChunk: min(requests.documents, configuration.fanOutChunk * requests.scale))
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched,
-                                              fanOutChunk: min(largestRequest, configuration.fanOutChunk), unacknowledged: &unacknowledged)
+                try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched, progress: &progress)
             }
         } catch {
-            await handBack(unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
+            await handBack(progress.unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
             throw error
         }
-        return events.count
+        return BatchResult(events: events.count, documents: progress.documents)
+    }
+
+    /// A batch under way: its limits, what is still to acknowledge, and what it has sent.
+    struct Progress {
+        var unacknowledged: Set<Int64>
+        let requests: RequestSize
+        let fanOutChunk: Int
+        var documents = 0
     }
 
     /// Claims, and reads the claimed order events' documents, in one visit to the pool: one
@@ -109,17 +127,17 @@ public struct OutboxProcessor: Sendable {
     }
 
     /// Order events and small customers' changes in rounds, each acknowledged once indexed, then
-    /// large customers' changes chunk by chunk; removes from `unacknowledged` what it acknowledged.
+    /// large customers' changes chunk by chunk; removes from `progress.unacknowledged` what it acknowledged.
     ///
-    /// Order events name their order. A customer change with fewer than `fanOutChunk` orders joins
-    /// the current round while it holds fewer than a backlog batch's documents, and else the round is
+    /// Order events name their order. A customer change with fewer orders than a fan-out chunk joins
+    /// the current round while it holds fewer than `progress.requests.documents`, and else the round is
     /// indexed and the next one starts: small customers share requests instead of costing one each,
     /// since a search server charges per request, and only one round's ids are held at a time. (A
     /// 30-minute soak, before rounds: 831 small customers' changes claimed behind 5,000 order events
     /// were sent one request each, and a hand-back every few customers brought them back to the next
     /// claim, behind its order events again: 28 claims each.)
     private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], prefetched: [String: OrderDocument],
-                                     fanOutChunk: Int, unacknowledged: inout Set<Int64>) async throws {
+                                     progress: inout Progress) async throws {
         var round = Round()
         for event in events where event.isOrderEvent {
             round.add(event.aggregateID, for: event)
@@ -128,22 +146,23 @@ public struct OutboxProcessor: Sendable {
         var inChunks: [[ClaimedEvent]] = []
         for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
             let latest = changes[changes.count - 1]
-            guard changes.allSatisfy({ $0.fanOutAfter == nil }), let orderIDs = try await fewOrders(ofCustomer: latest.aggregateID) else {
+            guard changes.allSatisfy({ $0.fanOutAfter == nil }),
+                  let orderIDs = try await fewOrders(ofCustomer: latest.aggregateID, limit: progress.fanOutChunk) else {
                 inChunks.append(changes)  // a large customer, or a fan-out already under way
                 continue
             }
-            if !round.orderIDs.isEmpty, round.orderIDs.count + orderIDs.count > configuration.backlogBatchSize {
-                try await complete(round, targets: targets, prefetched: prefetched, unacknowledged: &unacknowledged)
+            if !round.orderIDs.isEmpty, round.orderIDs.count + orderIDs.count > progress.requests.documents {
+                try await complete(round, targets: targets, prefetched: prefetched, progress: &progress)
                 round = Round()
             }
             for id in orderIDs { round.add(id, for: latest) }
             round.events += changes
         }
-        try await complete(round, targets: targets, prefetched: prefetched, unacknowledged: &unacknowledged)
+        try await complete(round, targets: targets, prefetched: prefetched, progress: &progress)
         // Customers with many orders: chunk by chunk, resumable.
         for changes in inChunks {
-            if try await fanOut(changes, targets: targets, chunk: fanOutChunk) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
-            unacknowledged.subtract(changes.map(\.id))
+            if try await fanOut(changes, targets: targets, progress: &progress) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
+            progress.unacknowledged.subtract(changes.map(\.id))
         }
     }
 
@@ -162,24 +181,23 @@ public struct OutboxProcessor: Sendable {
         }
     }
 
-    /// The customer's order ids when it has fewer than `fanOutChunk` orders; nil otherwise.
-    private func fewOrders(ofCustomer customer: String) async throws -> [String]? {
-        let limit = configuration.fanOutChunk
+    /// The customer's order ids when it has fewer than `limit` (a fan-out chunk) orders; nil otherwise.
+    private func fewOrders(ofCustomer customer: String, limit: Int) async throws -> [String]? {
         let orderIDs = try await pool.withConnection { try OrderDocumentSource.orderIDs(ofCustomer: customer, after: nil, limit: limit, on: $0) }
         return orderIDs.count < limit ? orderIDs : nil
     }
 
     /// Indexes a round's orders, then acknowledges its events (dead-lettering those whose document was refused).
     private func complete(_ round: Round, targets: [String], prefetched: [String: OrderDocument],
-                          unacknowledged: inout Set<Int64>) async throws {
+                          progress: inout Progress) async throws {
         guard !round.events.isEmpty else { return }
-        let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, targets: targets, giveUpAt: giveUpAt).flatMap { rejection in
+        let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, targets: targets, progress: &progress).flatMap { rejection in
             (round.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
         }
         let answered = Self.nowMicroseconds()
         try await lease.acknowledge(round.events.map(\.id), deadLetters: rejected)
         recordDeadLetters(rejected)
-        unacknowledged.subtract(round.events.map(\.id))
+        progress.unacknowledged.subtract(round.events.map(\.id))
         recordAcknowledged(round.events, answeredAtUs: answered)
     }
 
@@ -208,10 +226,10 @@ public struct OutboxProcessor: Sendable {
         return order.map { groups[$0]! }
     }
 
-    /// Re-indexes every order of the customer, `chunk` at a time from where an earlier attempt
-    /// stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
+    /// Re-indexes every order of the customer, `progress.fanOutChunk` at a time from where an earlier
+    /// attempt stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
     /// false when another worker took the events over (it goes on from the recorded progress).
-    private func fanOut(_ changes: [ClaimedEvent], targets: [String], chunk: Int) async throws -> Bool {
+    private func fanOut(_ changes: [ClaimedEvent], targets: [String], progress: inout Progress) async throws -> Bool {
         let latest = changes[changes.count - 1]
         let ids = changes.map(\.id)
         var after = latest.fanOutAfter
@@ -223,12 +241,12 @@ public struct OutboxProcessor: Sendable {
                 Counter(label: "indexer_fan_outs_superseded_total").increment()
                 break
             }
-            let cursor = after, limit = chunk
+            let cursor = after, limit = progress.fanOutChunk
             let orderIDs = try await pool.withConnection {
                 try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)
             }
             guard let last = orderIDs.last else { break }
-            let rejected = try await index(ids: orderIDs, targets: targets, giveUpAt: giveUpAt)
+            let rejected = try await index(ids: orderIDs, targets: targets, progress: &progress)
             try await lease.acknowledge([], deadLetters: rejected.map { (latest, $0) })
             recordDeadLetters(rejected.map { (latest, $0) })
             guard try await lease.renew(ids, progress: (latest.id, last)) else {
@@ -271,20 +289,23 @@ public struct OutboxProcessor: Sendable {
     static func nowMicroseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
     /// Indexes the current documents of `ids` into the alias and every catch-up alias, in bulk
-    /// requests of at most `maxBulkBytes`; returns the documents refused for good (for the live alias).
+    /// requests of at most `progress.requests.bytes`; returns the documents refused for good (for
+    /// the live alias), and counts what it sent in `progress`.
     ///
     /// Memory follows the request size, not the batch's: documents are read `BulkSizing.documentsPerRead`
     /// at a time, written into the request at once, and each full request is sent before more are read.
     private func index(ids: [String], prefetched: [String: OrderDocument] = [:], targets: [String],
-                       giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
+                       progress: inout Progress) async throws -> [Rejection] {
+        let giveUpAt = self.giveUpAt
         var builder = BulkRequestBuilder(targets: [layout.alias] + targets, requireAlias: true,
-                                         maxBytes: configuration.maxBulkBytes, expectedDocuments: ids.count)
+                                         maxBytes: progress.requests.bytes, expectedDocuments: ids.count)
         var rejected: [Rejection] = []
         for chunk in ids.chunked(BulkSizing.documentsPerRead) {
             for document in try await documents(chunk, prefetched: prefetched) { builder.add(document) }
             for request in builder.takeFull() { rejected += try await send(request, targets: builder.targets.count, giveUpAt: giveUpAt) }
         }
         for request in builder.takeAll() { rejected += try await send(request, targets: builder.targets.count, giveUpAt: giveUpAt) }
+        progress.documents += builder.documentCount
         return rejected
     }
 

@@ -18,8 +18,19 @@ public enum BulkSizing {
     public static let documentsPerLargeRequest = 5000
 
     /// The largest body of one bulk request by default: within Elasticsearch's "a few MB", and
-    /// far below its `http.max_content_length` (100 MiB), whose 413 no retry would cure.
+    /// far below its `http.max_content_length` (100 MiB), whose 413 no retry would cure. Where the
+    /// live indexer's requests start under a backlog.
     public static let maxRequestBytes = 5 << 20
+
+    /// How large the live indexer's requests may grow under a backlog while the cluster indexes
+    /// faster for it (`INDEXER_MAX_BULK_BYTES`): Elasticsearch advises against going "beyond a
+    /// couple tens of megabytes per request even if larger requests seem to perform better", as
+    /// many at once put a cluster under memory pressure.
+    public static let largestRequestBytes = 20 << 20
+
+    /// The most events a worker claims at once, however its batches grow: a claim's rows are held
+    /// while its documents are read and sent.
+    public static let largestBatch = 20_000
 
     /// Documents read from PostgreSQL at a time when a claim or page is large: how much of a batch
     /// is held as rows and structs before it becomes request bytes (`BulkRequestBuilder`).

@@ -142,6 +142,30 @@ import Testing
         } }
     }
 
+    /// A cluster that takes about the same time for a request whatever its size (osmem-server's
+    /// updates late in a soak; here a proxy holding every bulk request 400 ms): under a backlog the
+    /// worker's requests grow, 50 documents to 100 to 200, so 1,200 events take about 11 requests
+    /// where batches of 50 would take 24.
+    @Test func requestsGrowUnderABacklogWhileTheClusterIndexesFasterForIt() async throws {
+        try await IndexerHarness.with() { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            let customer = try await h.api.createCustomer(name: "Busy Customer")
+            try await h.database.pool.query("DELETE FROM outbox", [])  // its creation would fan out over the orders below
+            _ = try await h.api.placeOrders(1200, customerID: customer)
+            proxy.inject(.delay(.milliseconds(400)), count: 100_000, onRequestsStartingWith: "POST /_bulk")
+            proxy.countRequests(startingWith: "POST /_bulk")
+            let indexer = try h.startIndexer(elasticsearchURL: proxyURL, workers: 1, batchSize: 50) {
+                $0.processor.backlogBatchSize = 50
+                $0.processor.maxBulkBytes = 4 * BulkSizing.maxRequestBytes  // room for 4x the starting size
+            }
+            #expect(await eventually(timeout: .seconds(90)) { (try? await h.outboxCount()) == 0 })
+            #expect(await h.inSync())
+            let requests = proxy.requestCount(startingWith: "POST /_bulk")
+            #expect(requests >= 8 && requests <= 14, "\(requests) bulk requests")
+            await indexer.stop()
+        } }
+    }
+
     /// Several workers on one outbox: nothing lost, nothing going backwards.
     @Test func threeIndexersShareOneOutbox() async throws {
         try await IndexerHarness.with() { h in
