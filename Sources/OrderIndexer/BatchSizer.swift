@@ -11,51 +11,59 @@ import ReadModel
 /// each halving costs several full batches to undo (a soak's fault storms had shrunk every
 /// worker's batches to 50–200 events under a 60,000-event backlog).
 ///
-/// `backlog` and the request's bytes start at the configured sizes and grow by whole multiples
-/// while the cluster indexes faster for it (`RequestSizeTuner`), up to `maxRequestBytes`.
+/// `backlog`, the fan-out chunk and the request's bytes start at the configured sizes and are
+/// doubled or halved together while the cluster indexes faster for it (`RequestSizeTuner`), up
+/// to `maxRequestBytes` and `BulkSizing.largestBatch` events, down to an eighth but never below
+/// `normal`.
 struct BatchSizer: Sendable, Equatable {
     let normal: Int
     let floor: Int
     private let startingBacklog: Int
     /// The backlog size as configured, which may be smaller than `normal`: a round's documents.
     private let configuredBacklog: Int
+    private let startingFanOutChunk: Int
     private let startingRequestBytes: Int
     private let maxRequestBytes: Int
     private(set) var tuner: RequestSizeTuner
     private(set) var next: Int
     private(set) var ceiling: Int
 
-    /// `backlog` events and `requestBytes` per request under a backlog to start with; both grow by
-    /// the same multiple, as long as the bytes stay within `maxRequestBytes` and the events within
-    /// `BulkSizing.largestBatch`.
-    init(normal: Int, backlog: Int, floor: Int = 50, requestBytes: Int = BulkSizing.maxRequestBytes, maxRequestBytes: Int? = nil) {
+    /// Halvings of the starting size a tuner may try.
+    static let mostHalvings = 3
+
+    init(normal: Int, backlog: Int, floor: Int = 50, fanOutChunk: Int? = nil, requestBytes: Int = BulkSizing.maxRequestBytes,
+         maxRequestBytes: Int? = nil) {
         self.normal = normal
         self.floor = min(floor, normal)
         startingBacklog = max(backlog, normal)
         configuredBacklog = max(1, backlog)
+        startingFanOutChunk = max(1, fanOutChunk ?? backlog)
         self.maxRequestBytes = maxRequestBytes ?? requestBytes
         startingRequestBytes = min(requestBytes, self.maxRequestBytes)
-        tuner = RequestSizeTuner(maxScale: min(Self.largestScale(from: startingRequestBytes, to: self.maxRequestBytes),
-                                               Self.largestScale(from: startingBacklog, to: max(BulkSizing.largestBatch, startingBacklog))))
+        let highest = min(Self.doublings(from: startingRequestBytes, within: self.maxRequestBytes),
+                          Self.doublings(from: startingBacklog, within: max(BulkSizing.largestBatch, startingBacklog)))
+        let lowest = -min(Self.mostHalvings, Self.doublings(from: normal, within: startingBacklog))
+        tuner = RequestSizeTuner(lowest: lowest, highest: highest)
         next = normal
         ceiling = startingBacklog
     }
 
-    /// The largest power of two by which `start` may be multiplied and stay within `limit`.
-    static func largestScale(from start: Int, to limit: Int) -> Int {
-        var scale = 1
-        while start * scale * 2 <= limit { scale *= 2 }
-        return scale
+    /// How many times `start` may be doubled and stay within `limit`.
+    static func doublings(from start: Int, within limit: Int) -> Int {
+        var count = 0
+        while max(1, start) << (count + 1) <= limit { count += 1 }
+        return count
     }
 
     /// Events per batch under a backlog.
-    var backlog: Int { startingBacklog * tuner.scale }
+    var backlog: Int { max(normal, tuner.scaled(startingBacklog)) }
 
-    /// What the next batch's requests may hold: at most a backlog batch's documents (a customer
-    /// fan-out's chunk, a round of small customers' changes), fewer after timeouts (`ceiling`), and
-    /// `bytes`; `scale` multiplies the configured fan-out chunk too.
+    /// What the next batch's requests may hold: at most a backlog batch's documents in a round of
+    /// small customers' changes and the configured fan-out chunk in a customer's, both fewer after
+    /// timeouts (`ceiling`), and `bytes` in each request.
     var requests: RequestSize {
-        RequestSize(documents: min(ceiling, configuredBacklog * tuner.scale), bytes: min(startingRequestBytes * tuner.scale, maxRequestBytes), scale: tuner.scale)
+        RequestSize(documents: min(ceiling, tuner.scaled(configuredBacklog)), fanOutChunk: min(ceiling, tuner.scaled(startingFanOutChunk)),
+                    bytes: min(tuner.scaled(startingRequestBytes), maxRequestBytes))
     }
 
     /// A batch claimed `processed` events and indexed `documents` (its customers' orders included) in `duration`.
@@ -79,9 +87,9 @@ struct BatchSizer: Sendable, Equatable {
     /// A batch failed with `error` and was handed back.
     mutating func failed(_ error: any Error) {
         guard (error as? BulkWriter.GaveUp)?.timedOut == true else { return }
-        let scale = tuner.scale
+        let level = tuner.level
         tuner.timedOut()
-        if tuner.scale < scale {
+        if tuner.level < level {
             ceiling = min(ceiling, backlog)  // the grown size is what halved
         } else {
             ceiling = max(min(ceiling, next) / 2, floor)
@@ -92,16 +100,16 @@ struct BatchSizer: Sendable, Equatable {
 
 /// The limits of one batch's bulk requests (`BatchSizer.requests`).
 public struct RequestSize: Sendable, Equatable {
-    /// Documents of a customer fan-out's chunk or a round of small customers' changes.
+    /// Documents of a round of small customers' changes.
     public var documents: Int
+    /// Orders of a customer fan-out's chunk.
+    public var fanOutChunk: Int
     /// Bytes of one request's body.
     public var bytes: Int
-    /// How many times the starting size the requests have grown (`RequestSizeTuner`).
-    public var scale: Int
 
-    public init(documents: Int, bytes: Int, scale: Int = 1) {
+    public init(documents: Int, fanOutChunk: Int, bytes: Int) {
         self.documents = documents
+        self.fanOutChunk = fanOutChunk
         self.bytes = bytes
-        self.scale = scale
     }
 }

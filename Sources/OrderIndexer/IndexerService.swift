@@ -125,10 +125,10 @@ public struct IndexerService: Service {
         logger[metadataKey: "indexer.worker"] = "\(worker)"
         let processor = processor(worker: worker, ackTimings: ackTimings)
         var sizer = BatchSizer(normal: configuration.processor.batchSize, backlog: configuration.processor.backlogBatchSize,
-                               maxRequestBytes: configuration.processor.maxBulkBytes)
-        let scaleGauge = Gauge(label: "indexer_bulk_request_scale", dimensions: [("worker", "\(worker)")])
-        var scale = sizer.requests.scale
-        scaleGauge.record(scale)
+                               fanOutChunk: configuration.processor.fanOutChunk, maxRequestBytes: configuration.processor.maxBulkBytes)
+        let levelGauge = Gauge(label: "indexer_bulk_request_level", dimensions: [("worker", "\(worker)")])
+        var level = sizer.tuner.level
+        levelGauge.record(level)
         var failures = 0
         var notified = false  // the last wait ended with a notification, not the polling interval
         while !Task.isCancelled, !stopping.isSet {
@@ -165,13 +165,13 @@ public struct IndexerService: Service {
                 let batch = try await processor.processBatch(limit: limit, requests: sizer.requests)
                 let processed = batch.events
                 sizer.completed(processed, documents: batch.documents, duration: .now - started)
-                if sizer.requests.scale != scale {
+                if sizer.tuner.level != level {
+                    level = sizer.tuner.level
+                    levelGauge.record(level)
                     logger.info("bulk requests resized under a backlog", metadata: [
-                        "indexer.request_scale": "\(sizer.requests.scale)", "indexer.request_bytes": "\(sizer.requests.bytes)",
-                        "indexer.next_batch": "\(sizer.next)",
+                        "indexer.request_level": "\(level)", "indexer.request_bytes": "\(sizer.requests.bytes)",
+                        "indexer.backlog_batch": "\(sizer.backlog)",
                     ])
-                    scale = sizer.requests.scale
-                    scaleGauge.record(scale)
                 }
                 failures = 0
                 // A full batch means a backlog: claim again at once. A partial one took every event

@@ -79,16 +79,15 @@ public struct OutboxProcessor: Sendable {
     }
 
     /// Processes one batch of at most `limit` events in requests within `requests`. On any failure,
-    /// what was not acknowledged is handed back first. A customer change fans out in chunks of at
-    /// most `requests.documents` orders (and `fanOutChunk` times `requests.scale`): a worker whose
-    /// requests timed out (`BatchSizer.ceiling`) sends a busy cluster smaller fan-out requests as
-    /// well, but one without a backlog still re-indexes a large customer in large chunks.
+    /// what was not acknowledged is handed back first. A customer change fans out in chunks of
+    /// `requests.fanOutChunk` orders: a worker whose requests timed out (`BatchSizer.ceiling`) sends a
+    /// busy cluster smaller fan-out requests as well, but one without a backlog still re-indexes a
+    /// large customer in large chunks.
     public func processBatch(limit: Int, requests: RequestSize) async throws -> BatchResult {
         let (claim, prefetched) = try await claimWithDocuments(limit: limit)
         let events = claim.events
         guard !events.isEmpty else { return BatchResult() }
-        var progress = Progress(unacknowledged: Set(events.map(\.id)), requests: requests,
-                                fanOutChunk: min(requests.documents, configuration.fanOutChunk * requests.scale))
+        var progress = Progress(unacknowledged: Set(events.map(\.id)), requests: requests)
         do {
             try await lease.renewing(events.map(\.id)) {
                 try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched, progress: &progress)
@@ -104,7 +103,6 @@ public struct OutboxProcessor: Sendable {
     struct Progress {
         var unacknowledged: Set<Int64>
         let requests: RequestSize
-        let fanOutChunk: Int
         var documents = 0
     }
 
@@ -147,7 +145,7 @@ public struct OutboxProcessor: Sendable {
         for changes in Self.groupedByCustomer(events.filter { !$0.isOrderEvent }) {
             let latest = changes[changes.count - 1]
             guard changes.allSatisfy({ $0.fanOutAfter == nil }),
-                  let orderIDs = try await fewOrders(ofCustomer: latest.aggregateID, limit: progress.fanOutChunk) else {
+                  let orderIDs = try await fewOrders(ofCustomer: latest.aggregateID, limit: progress.requests.fanOutChunk) else {
                 inChunks.append(changes)  // a large customer, or a fan-out already under way
                 continue
             }
@@ -226,7 +224,7 @@ public struct OutboxProcessor: Sendable {
         return order.map { groups[$0]! }
     }
 
-    /// Re-indexes every order of the customer, `progress.fanOutChunk` at a time from where an earlier
+    /// Re-indexes every order of the customer, `progress.requests.fanOutChunk` at a time from where an earlier
     /// attempt stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
     /// false when another worker took the events over (it goes on from the recorded progress).
     private func fanOut(_ changes: [ClaimedEvent], targets: [String], progress: inout Progress) async throws -> Bool {
@@ -241,7 +239,7 @@ public struct OutboxProcessor: Sendable {
                 Counter(label: "indexer_fan_outs_superseded_total").increment()
                 break
             }
-            let cursor = after, limit = progress.fanOutChunk
+            let cursor = after, limit = progress.requests.fanOutChunk
             let orderIDs = try await pool.withConnection {
                 try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)
             }
