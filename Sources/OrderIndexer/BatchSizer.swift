@@ -4,8 +4,9 @@ import ReadModel
 /// How many events a worker claims next, and how large its bulk requests may be.
 ///
 /// A full batch means a backlog: the next is larger, up to `backlog` (fewer, larger bulk requests
-/// drain faster). A batch handed back because its request timed out halves the ceiling, down to
-/// `floor`, and full batches then double it again one step at a time: a cluster that cannot finish
+/// drain faster), and stays there while batches come back at least half full. A batch handed back
+/// because its request timed out halves the ceiling, down to `floor`, and full batches then double
+/// it again one step at a time: a cluster that cannot finish
 /// a request of that size even in the longest timeout (`AdaptiveTimeout`) gets smaller ones. Other
 /// failures leave the size alone: a 429, a 5xx or no connection says nothing about the size, and
 /// each halving costs several full batches to undo (a soak's fault storms had shrunk every
@@ -68,9 +69,13 @@ struct BatchSizer: Sendable, Equatable {
 
     /// A batch claimed `processed` events and indexed `documents` (its customers' orders included) in `duration`.
     mutating func completed(_ processed: Int, documents: Int = 0, duration: Duration = .zero) {
-        if processed >= next {
-            if next == backlog {
-                // Only full batches at the backlog size measure the size: smaller ones are still growing.
+        // At the backlog size, a batch at least half full still means a backlog: several indexers
+        // share one, and one claim finds fewer events while others hold theirs. Dropping to `normal`
+        // for it would cost a whole request for a tenth of the documents.
+        let atBacklog = next == backlog && processed * 2 >= next
+        if processed >= next || atBacklog {
+            if atBacklog {
+                // Only batches at the backlog size measure the size: smaller ones are still growing.
                 // `next == backlog` means no timeout had lowered the ceiling, so it follows the tuner.
                 tuner.record(documents: documents, seconds: duration.seconds)
                 ceiling = backlog

@@ -55,7 +55,7 @@ struct RequestSizeTuner: Sendable, Equatable {
         level >= 0 ? base << level : max(1, base >> -level)
     }
 
-    /// A full batch at the backlog size indexed `documents` in `seconds` (claim to acknowledgement).
+    /// A batch at the backlog size (at least half full) indexed `documents` in `seconds` (claim to acknowledgement).
     mutating func record(documents: Int, seconds: Double) {
         guard documents > 0, seconds > 0 else { return }
         let rate = Double(documents) / seconds

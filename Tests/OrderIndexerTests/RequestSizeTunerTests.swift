@@ -144,4 +144,20 @@ import Testing
         sizer.completed(5000, documents: 5000, duration: .seconds(30))
         #expect(sizer.tuner != untouched)
     }
+
+    /// Several indexers share a backlog, so a claim at the backlog size often finds fewer events than
+    /// it asked for: at least half full, the backlog size stays and the batch is measured; less than
+    /// half ends the backlog (a whole request for a tenth of the documents would cost as much).
+    @Test func batchesAtLeastHalfFullStillMeanABacklog() {
+        var sizer = BatchSizer(normal: 500, backlog: 5000, requestBytes: 5 << 20, maxRequestBytes: 20 << 20)
+        sizer.completed(500)
+        for claimed in [5000, 2600, 4100] {
+            #expect(sizer.next == 5000)
+            sizer.completed(claimed, documents: claimed, duration: .seconds(30))
+        }
+        #expect(sizer.next == 10_000, "three batches at the backlog size: twice the size is tried")
+        sizer.completed(4000, documents: 4000, duration: .seconds(30))
+        #expect(sizer.next == 500, "less than half of the tried size: the backlog ended")
+        #expect(sizer.tuner.level == 0)
+    }
 }
