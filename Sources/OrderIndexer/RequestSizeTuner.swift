@@ -9,14 +9,14 @@
 /// request, but charges a request of updates spread over a large index about the same time
 /// whatever its size (`BulkSizing`), so there only larger requests keep up.
 ///
-/// Each worker measures the documents per second of its own full backlog batches at its current
-/// size, `level` doublings (or halvings, when negative) from the starting size. After `samples`
-/// of them it tries twice the size, keeps it when the median of `samples` batches indexed at
-/// least `gain` times as fast, and goes on upwards; otherwise it tries half the size, kept when
-/// at least as fast (a tie goes to the smaller size), and goes on downwards. When neither
-/// direction helps it stays, and tries again after `holdBatches` full batches: a growing index
-/// changes the answer. A request that timed out halves the size at once: the cluster could not
-/// finish it (`timedOut`).
+/// Each worker measures the documents per second of its own batches at the backlog size (at least
+/// half full, `BatchSizer`) at its current size, `level` doublings (or halvings, when negative)
+/// from the starting size. After `samples` of them it tries twice the size, keeps it when the
+/// median of `samples` batches indexed at least `gain` times as fast, and goes on upwards;
+/// otherwise it tries half the size, kept when at least as fast (a tie goes to the smaller size),
+/// and goes on downwards. When neither direction helps it stays, and tries again after
+/// `holdBatches` such batches: a growing index changes the answer. A request that timed out
+/// undoes a doubling at once: the cluster could not finish it (`timedOut`).
 ///
 /// A pure value: the worker tells it what happened; it does no I/O and reads no clock.
 struct RequestSizeTuner: Sendable, Equatable {
@@ -32,17 +32,17 @@ struct RequestSizeTuner: Sendable, Equatable {
     /// from) or has tried the other direction already.
     private var moved = false
     private var turned = false
-    /// Documents per second of the latest full backlog batches at the current level, and at the tried one.
+    /// Documents per second of the latest batches at the backlog size at the current level, and at the tried one.
     private var rates: [Double] = []
     private var triedRates: [Double] = []
-    /// Full backlog batches still to run before the next try.
+    /// Batches at the backlog size still to run before the next try.
     private var hold = 0
 
     /// Batches measured at a size before it is judged: the median of a few, as single requests vary.
     static let samples = 3
     /// How much faster twice the size must index to be kept.
     static let gain = 1.3
-    /// Full backlog batches between a search that found nothing better and the next.
+    /// Batches at the backlog size between a search that found nothing better and the next.
     static let holdBatches = 20
 
     init(lowest: Int = 0, highest: Int) {

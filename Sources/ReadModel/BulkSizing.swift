@@ -17,9 +17,10 @@ public enum BulkSizing {
     /// 100-commands/s soak once the index passed about 80,000 orders).
     public static let documentsPerLargeRequest = 5000
 
-    /// The largest body of one bulk request by default: within Elasticsearch's "a few MB", and
-    /// far below its `http.max_content_length` (100 MiB), whose 413 no retry would cure. Where the
-    /// live indexer's requests start under a backlog.
+    /// The body of one large bulk request: within Elasticsearch's "a few MB", and far below its
+    /// `http.max_content_length` (100 MiB), whose 413 no retry would cure. The cap of reindex and
+    /// rebuild requests, and where the live indexer's requests start under a backlog (they are
+    /// resized from there, up to `largestRequestBytes`).
     public static let maxRequestBytes = 5 << 20
 
     /// How large the live indexer's requests may grow under a backlog while the cluster indexes
