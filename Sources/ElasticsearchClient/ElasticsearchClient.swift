@@ -255,8 +255,10 @@ public final class ElasticsearchClient: Sendable {
         (try? Array(JSONEncoder().encode(body))) ?? []
     }
 
-    public func refresh(_ index: String) async throws(ElasticsearchError) {
-        _ = try await request("POST", "/\(Self.escape(index))/_refresh")
+    /// Makes what was indexed searchable; `timeout` for a refresh after a large load, which a busy
+    /// cluster can take longer to finish than a request timeout.
+    public func refresh(_ index: String, timeout: Duration? = nil) async throws(ElasticsearchError) {
+        _ = try await request("POST", "/\(Self.escape(index))/_refresh", timeout: timeout)
     }
 
     // MARK: - documents

@@ -21,6 +21,9 @@ public final class FaultProxy: Sendable {
         case reset
         /// Wait, then forward normally.
         case delay(Duration)
+        /// Forward, but answer this status after this long instead of the upstream's answer: a
+        /// gateway that stopped waiting while the request goes on upstream (504).
+        case gaveUpWaiting(status: Int, after: Duration)
         /// Forward, then close the connection without answering: the request took effect upstream
         /// but the client never learns it (as when an answer is lost to a timeout).
         case dropAnswer
@@ -176,24 +179,29 @@ public final class FaultProxy: Sendable {
                         try? await underlying.close()
                         return
                     case .status(let status)?:
-                        let type = status == 429 ? "es_rejected_execution_exception" : "fault_injected_exception"
-                        let text = "{\"error\":{\"root_cause\":[{\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"}],\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"},\"status\":\(status)}"
-                        try await write(outbound, status: status, headers: [("content-type", "application/json")], body: Array(text.utf8), keepAlive: request.isKeepAlive)
+                        try await writeInjected(outbound, status: status, keepAlive: request.isKeepAlive)
                         continue
                     case .delay(let duration)?:
                         try await Task.sleep(for: duration)
+                    case .gaveUpWaiting(let status, let after)?:
+                        // The upstream request goes on unwatched, as behind a gateway that timed out.
+                        let method = request.method.rawValue, uri = request.uri, headers = Self.forwardedHeaders(request), sent = body
+                        Task { _ = try? await self.client.execute(method: method, url: self.upstream + uri, headers: headers, body: sent) }
+                        try await Task.sleep(for: after)
+                        try await writeInjected(outbound, status: status, keepAlive: request.isKeepAlive)
+                        continue
                     case .dropAnswer?, nil:
                         break
                     }
                     let forwarded: HTTPResponse
                     do {
-                        let headers = request.headers.filter { !["host", "content-length", "connection", "expect", "transfer-encoding"].contains($0.name.lowercased()) }
-                            .map { ($0.name, $0.value) }
-                        forwarded = try await forward(request.method.rawValue, request.uri, headers: headers,
+                        forwarded = try await forward(request.method.rawValue, request.uri, headers: Self.forwardedHeaders(request),
                                                       body: request.method == .GET || request.method == .HEAD ? nil : body, downstream: underlying)
                     } catch {
-                        try await write(outbound, status: 502, headers: [("content-type", "application/json")],
-                                        body: Array("{\"error\":\"upstream unavailable\",\"status\":502}".utf8), keepAlive: false)
+                        // As a load balancer answers: 504 when it stopped waiting, 502 when it got no answer.
+                        let status = (error as? ElasticsearchError)?.code == .timeout ? 504 : 502
+                        try await write(outbound, status: status, headers: [("content-type", "application/json")],
+                                        body: Array("{\"error\":\"upstream unavailable\",\"status\":\(status)}".utf8), keepAlive: false)
                         return
                     }
                     if fault == .dropAnswer {
@@ -206,6 +214,18 @@ public final class FaultProxy: Sendable {
                 }
             }
         }
+    }
+
+    private static func forwardedHeaders(_ request: HTTPRequestHead) -> [(String, String)] {
+        request.headers.filter { !["host", "content-length", "connection", "expect", "transfer-encoding"].contains($0.name.lowercased()) }
+            .map { ($0.name, $0.value) }
+    }
+
+    /// An Elasticsearch-shaped error answer the upstream never saw.
+    private func writeInjected(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, status: Int, keepAlive: Bool) async throws {
+        let type = status == 429 ? "es_rejected_execution_exception" : "fault_injected_exception"
+        let text = "{\"error\":{\"root_cause\":[{\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"}],\"type\":\"\(type)\",\"reason\":\"injected by fault-proxy\"},\"status\":\(status)}"
+        try await write(outbound, status: status, headers: [("content-type", "application/json")], body: Array(text.utf8), keepAlive: keepAlive)
     }
 
     private func write(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, status: Int, headers: [(String, String)],

@@ -48,6 +48,12 @@ public struct Reindexer: Sendable {
         /// matter more than a background rebuild's speed, so one by default; a cluster with
         /// headroom (several Elasticsearch nodes) can take more.
         public var requestsInFlight = 1
+        /// The load waits before a page while live indexing is more than this behind
+        /// (`--yield-at-lag`; zero: never), at most `longestPausePerPage` (`LiveIndexingFirst`).
+        public var yieldAtLag: Duration = .seconds(10)
+        /// Short enough that a reindex of 100,000 orders (20 pages) that waits before every page
+        /// still ends within a job runner's 10 minutes plus its load time.
+        public var longestPausePerPage: Duration = .seconds(20)
         public var keepOld = false
         public var dryRun = false
         public var mappingPath: String?
@@ -60,6 +66,8 @@ public struct Reindexer: Sendable {
         public var documents: Int
         public var rejected: [String]
         public var dryRun: Bool
+        /// How long the load waited for live indexing (`LiveIndexingFirst`).
+        public var yielded: Duration = .zero
     }
 
     public enum ReindexError: Error, CustomStringConvertible {
@@ -115,8 +123,10 @@ public struct Reindexer: Sendable {
         let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
         let old = try await Self.step("reading the alias") { try await retryingWhileBusy { try await client.aliasTargets(layout.alias) } }
         let newIndex = layout.newIndexName()
-        let loader = FullLoader(pool: pool, writer: BulkWriter(client: client, probeIndex: layout.alias, logger: logger), batchSize: options.batchSize,
+        var loader = FullLoader(pool: pool, writer: BulkWriter(client: client, probeIndex: layout.alias, logger: logger), batchSize: options.batchSize,
                                 requestsInFlight: options.requestsInFlight, logger: logger)
+        let liveFirst = LiveIndexingFirst(pool: pool, lagLimit: options.yieldAtLag, longestPause: options.longestPausePerPage, logger: logger)
+        loader.beforeEachPage = liveFirst.waitForLiveIndexing
         let total = try await loader.countOrders()
         if options.dryRun {
             return Report(newIndex: newIndex, oldIndices: old, documents: total, rejected: [], dryRun: true)
@@ -140,7 +150,10 @@ public struct Reindexer: Sendable {
             guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
                 try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping)) }
-                try await retryingWhileBusy { try await client.refresh(newIndex) }
+                // One long wait rather than repeats: a refresh that timed out is still under way, and
+                // one sent again queues behind it (a soak's reindex failed here after 30-s attempts).
+                let patience = BulkWriter.timeoutPolicy(requestTimeout: client.configuration.requestTimeout).ceiling
+                try await retryingWhileBusy { try await client.refresh(newIndex, timeout: patience) }
             }
             try await Self.step("confirming the reindex lock") {
                 guard try await lock.query(AdvisoryLock.reindex.isHeldHereSQL).first?.string(0) == "t" else {
@@ -153,7 +166,8 @@ public struct Reindexer: Sendable {
             if !options.keepOld {
                 for index in old { _ = try? await client.deleteIndex(index) }
             }
-            return Report(newIndex: newIndex, oldIndices: old, documents: summary.documents, rejected: [], dryRun: false)
+            return Report(newIndex: newIndex, oldIndices: old, documents: summary.documents, rejected: [], dryRun: false,
+                          yielded: liveFirst.totalPause)
         } catch {
             // Leave everything as it was: stop live indexers from writing to the new index, then
             // drop it. Also after a cancellation (the operator's Ctrl-C, a job runner's SIGTERM).

@@ -228,24 +228,13 @@ public struct IndexerService: Service {
         }
     }
 
-    /// The backlog is counted up to `backlogCountLimit` events, and the lag read from the oldest event
-    /// by key: every process samples every 2 s, and during a long outage an uncapped `count(*)` and
-    /// `min(created_at)` would scan the whole outbox each time, more the longer the outage.
-    static let backlogCountLimit = 100_000
-
-    /// The backlog (up to `$1` events) and the age of the oldest event, in seconds.
-    static let backlogSQL = """
-        SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS capped),
-               COALESCE((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM outbox ORDER BY id LIMIT 1), 0)::float8
-        """
-
     private func sampleBacklog() async {
         let backlog = Gauge(label: "indexer_outbox_backlog")
         let lag = Gauge(label: "indexer_lag_seconds")
         while !Task.isCancelled {
-            if let row = try? await pool.query(Self.backlogSQL, [Self.backlogCountLimit]).first {
-                backlog.record(Double(row.int(0) ?? 0))
-                lag.record(Double(row.string(1) ?? "0") ?? 0)
+            if let now = try? await OutboxBacklog.read(pool) {
+                backlog.record(Double(now.events))
+                lag.record(now.oldestAgeSeconds)
             }
             try? await Task.sleep(for: .seconds(2))
         }

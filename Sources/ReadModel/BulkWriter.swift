@@ -144,6 +144,13 @@ public struct BulkWriter: Sendable {
             attempt = (.timedOut, busy ? waited : nil)
         case .failure(let error) where error.status == nil:
             return (.noConnection, nil)
+        case .failure(let error) where Self.isGatewayTimeout(error):
+            // A proxy in front of the cluster stopped waiting: the cluster is most likely still doing
+            // the request, so this is a timeout on a busy cluster, and its work is not sent again at once.
+            let waited = ContinuousClock.now - sentAt
+            timeout.answered(after: waited)
+            window?.timedOut(sentAt: sentAt)
+            attempt = (.timedOut, waited)
         case .success, .failure:
             let slow = timeout.answered(after: .now - sentAt)
             let overloaded = if case .failure(let error) = sent { error.status == 429 } else { false }
@@ -157,6 +164,13 @@ public struct BulkWriter: Sendable {
 }
 
 extension BulkWriter {
+    /// A 504: a gateway (a load balancer, a proxy) in front of the cluster stopped waiting for it,
+    /// which says only that the request is under way. (A 502 is a gateway that got no answer at all.)
+    /// In a soak, a proxy that gave up on a busy osmem-server after 120 s answered 502, the indexers
+    /// sent the same batches again at once, and the server's queue only grew: live indexing stalled
+    /// for the rest of a reindex, whose refresh then timed out.
+    static func isGatewayTimeout(_ error: ElasticsearchError) -> Bool { error.status == 504 }
+
     /// Whether the cluster answers a read of `probeIndex` within a few seconds.
     func clusterAnswersProbe() async -> Bool {
         guard let probeIndex else { return false }

@@ -20,6 +20,8 @@ public struct FullLoader: Sendable {
     public var batchSize: Int
     /// Bulk requests out at once (see `load`).
     public var requestsInFlight: Int
+    /// Awaited before each page is sent: a reindex waits here while live indexing is behind.
+    public var beforeEachPage: @Sendable () async throws -> Void = {}
     let logger: Logger
 
     public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, requestsInFlight: Int = 1, logger: Logger) {
@@ -68,6 +70,7 @@ public struct FullLoader: Sendable {
             var next = try await page(after: nil, into: target), out = 0  // `next` is read ahead, while requests are out
             while true {
                 while out < requestsInFlight, let last = next.lastOrderID {
+                    try await beforeEachPage()
                     let page = next
                     requests.addTask { (page, try await write(page)) }
                     out += 1

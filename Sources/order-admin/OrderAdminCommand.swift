@@ -76,6 +76,8 @@ struct Reindex: AsyncParsableCommand {
     @Option(help: "Orders per bulk request.") var batchSize = Reindexer.Options().batchSize
     @Option(help: "Bulk requests kept out at once (more: a faster reindex, slower live updates on a busy cluster).")
     var requestsInFlight = Reindexer.Options().requestsInFlight
+    @Option(help: "Wait before each page while live indexing is more than this many seconds behind (at most \(Int(Reindexer.Options().longestPausePerPage.seconds)) s a page; 0: never).")
+    var yieldAtLag = Int(Reindexer.Options().yieldAtLag.seconds)
     @Flag(help: "Keep the previous index after the swap.") var keepOld = false
     @Flag(help: "Show what would happen without changing anything.") var dryRun = false
     @Option(help: "Use this mapping file instead of the packaged mappings/orders.json.") var mappings: String?
@@ -83,6 +85,7 @@ struct Reindex: AsyncParsableCommand {
     func validate() throws {
         guard (1...10_000).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to 10000") }
         guard (1...8).contains(requestsInFlight) else { throw ValidationError("--requests-in-flight must be from 1 to 8") }
+        guard (0...3600).contains(yieldAtLag) else { throw ValidationError("--yield-at-lag must be from 0 to 3600 seconds") }
     }
 
     func run() async throws {
@@ -93,6 +96,7 @@ struct Reindex: AsyncParsableCommand {
         var options = Reindexer.Options()
         options.batchSize = batchSize
         options.requestsInFlight = requestsInFlight
+        options.yieldAtLag = .seconds(yieldAtLag)
         options.keepOld = keepOld
         options.dryRun = dryRun
         options.mappingPath = mappings
@@ -106,7 +110,8 @@ struct Reindex: AsyncParsableCommand {
                 print("dry run: would load \(report.documents) orders into \(report.newIndex) and point \(context.configuration.ordersIndex) at it (now: \(report.oldIndices.joined(separator: ", ").ifEmpty("none")))")
             } else {
                 print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
-                      + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))"))
+                      + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))")
+                      + (report.yielded < .seconds(1) ? "" : "; waited \(Int(report.yielded.seconds)) s for live indexing"))
             }
         } catch let interrupted as Interrupted {
             progress.finish()

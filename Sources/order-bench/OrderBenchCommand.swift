@@ -115,6 +115,8 @@ struct Soak: AsyncParsableCommand {
     @Option(help: "Minutes of load and faults.") var minutes = 10.0
     @Option(help: "Commands per second.") var rate = 100
     @Option(help: "Orders of the customer that is renamed during the soak.") var bigCustomerOrders = 20_000
+    @Option(help: "Only these faults, comma-separated, first in this order (\(OrderBench.SoakChaos.Fault.allCases.map(\.rawValue).joined(separator: ", "))); all by default.")
+    var faults: String?
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Exit 1 when a correctness target (lost, backwards, drift, transaction age, errors) is missed.") var strict = false
 
@@ -125,6 +127,12 @@ struct Soak: AsyncParsableCommand {
         options.minutes = minutes
         options.rate = rate
         options.bigCustomerOrders = bigCustomerOrders
+        if let faults {
+            options.faults = try faults.split(separator: ",").map { name in
+                guard let fault = OrderBench.SoakChaos.Fault(rawValue: String(name)) else { throw ValidationError("unknown fault \(name)") }
+                return fault
+            }
+        }
         let report = try await OrderBench.Soak(env: try BenchEnvironment(logger: logger), options: options, logger: logger).run()
         report.print(json: json)
         if strict && !report.essentialMissed.isEmpty { throw ExitCode.failure }

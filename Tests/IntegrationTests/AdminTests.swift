@@ -293,6 +293,43 @@ import Testing
         }
     }
 
+    /// A reindex waits before each page while live indexing is behind (an outbox event older than
+    /// the limit), at most its longest pause per page; it goes on as soon as live indexing caught
+    /// up, and does not wait at all when nothing is behind.
+    @Test func aReindexGivesWayToLiveIndexing() async throws {
+        try await IndexerHarness.with() { h in
+            let customer = try await h.api.createCustomer()
+            _ = try await h.api.placeOrders(30, customerID: customer)  // 3 pages of 10; no indexer runs
+            let behind = "UPDATE outbox SET created_at = clock_timestamp() - interval '60 seconds' WHERE id = (SELECT min(id) FROM outbox)"
+            func reindex(longestPause: Duration) async throws -> Reindexer.Report {
+                var options = Reindexer.Options()
+                options.batchSize = 10
+                options.yieldAtLag = .seconds(5)
+                options.longestPausePerPage = longestPause
+                return try await Reindexer(pool: h.database.pool, client: h.elasticsearch, layout: IndexLayout(alias: h.alias), options: options,
+                                           logger: TestEnvironment.logger).run()
+            }
+            try await h.database.pool.query(behind)
+            let waitedEachPage = try await reindex(longestPause: .seconds(1))
+            #expect(waitedEachPage.documents == 30)
+            #expect(waitedEachPage.yielded >= .seconds(3) && waitedEachPage.yielded < .seconds(8), "\(waitedEachPage.yielded)")
+
+            // Live indexing catches up 2 s into the first page's wait: the load goes on then.
+            let catchingUp = Task {
+                try await Task.sleep(for: .seconds(2))
+                try await h.database.pool.query("DELETE FROM outbox")
+            }
+            let resumed = try await reindex(longestPause: .seconds(60))
+            try await catchingUp.value
+            #expect(resumed.documents == 30)
+            #expect(resumed.yielded >= .seconds(1.5) && resumed.yielded < .seconds(10), "\(resumed.yielded)")
+
+            let notBehind = try await reindex(longestPause: .seconds(60))
+            #expect(notBehind.yielded < .seconds(1), "\(notBehind.yielded)")
+            #expect(try await h.elasticsearch.count(h.alias) == 30)
+        }
+    }
+
     /// A reindex while no indexer runs ends consistent once the indexer runs again.
     @Test func reindexWhileIndexerIsStopped() async throws {
         try await IndexerHarness.with() { h in

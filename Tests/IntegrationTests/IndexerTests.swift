@@ -6,6 +6,7 @@ import OrderStore
 import LibPQClient
 import ReadModel
 import ServiceSupport
+import ServiceTesting
 import Testing
 
 /// The read side's guarantees 1–5, against real PostgreSQL and osmem-server.
@@ -163,6 +164,41 @@ import Testing
             let requests = proxy.requestCount(startingWith: "POST /_bulk")
             #expect(requests >= 8 && requests <= 14, "\(requests) bulk requests")
             await indexer.stop()
+        } }
+    }
+
+    /// A gateway in front of the cluster that stopped waiting (504) leaves the request under way
+    /// upstream: the writer gives the batch up as a timeout on a busy cluster, not to be sent again
+    /// before as long as the gateway waited. A 502 (no cluster behind the gateway) stays an error
+    /// answer, to be retried soon.
+    @Test func aGatewayTimeoutIsATimeoutNotAnErrorAnswer() async throws {
+        try await IndexerHarness.with() { h in try await h.withFaultProxy { proxy, proxyURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: proxyURL)) }, stop: { await $0.shutdown() }) { client in
+                let writer = BulkWriter(client: client, logger: TestEnvironment.logger)
+                let request = { (version: Int64) in
+                    var request = BulkRequest()
+                    request.index(h.alias, id: "ord_gateway", version: version, requireAlias: true) {
+                        $0.value(["order_id": "ord_gateway", "version": .number(String(version)), "status": "pending"])
+                    }
+                    return request
+                }
+                proxy.inject(.gaveUpWaiting(status: 504, after: .milliseconds(800)), onRequestsStartingWith: "POST /_bulk")
+                let late = await #expect(throws: BulkWriter.GaveUp.self) {
+                    try await writer.write(request(1), giveUpAt: .now)
+                }
+                #expect(late?.lastAttempt == .timedOut)
+                #expect((late?.resendAfter ?? .zero) >= .milliseconds(800))
+                // The request went on upstream and took effect.
+                #expect(await eventually { (try? await h.elasticsearch.get(h.alias, id: "ord_gateway")) != nil })
+
+                proxy.inject(.status(502), onRequestsStartingWith: "POST /_bulk")
+                let quick = await #expect(throws: BulkWriter.GaveUp.self) {
+                    try await writer.write(request(2), giveUpAt: .now)
+                }
+                #expect(quick?.lastAttempt == .errorAnswer)
+                #expect(quick?.resendAfter == nil)
+            }
         } }
     }
 

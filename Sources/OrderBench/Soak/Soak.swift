@@ -15,6 +15,9 @@ public struct Soak: Sendable {
         public var bigCustomerOrders = 20_000
         public var bigCustomerRenames = 3
         public var indexers = 3
+        /// The faults injected, the first time in this order (`--faults`): a targeted soak repeats
+        /// one sequence (say an outage followed by a reindex) without waiting through the others.
+        public var faults = SoakChaos.Fault.allCases
         public init() {}
     }
 
@@ -42,12 +45,12 @@ public struct Soak: Sendable {
         let deadline = ContinuousClock.now + total
         let load = SoakLoad(base: stack.writeAPIURL, authorization: try await env.staffAuthorization(), bigCustomer: Self.bigCustomer,
                             logger: logger)
-        let chaos = SoakChaos(stack: stack, pool: pool, restartPostgres: ProcessInfo.processInfo.environment["ORDER_BENCH_PG_RESTART"],
+        let chaos = SoakChaos(stack: stack, pool: pool, faults: options.faults, restartPostgres: ProcessInfo.processInfo.environment["ORDER_BENCH_PG_RESTART"],
                               outage: min(.seconds(Double.random(in: 60...180)), total / 4), logger: logger)
         let probe = SoakProbe(stack: stack, pool: pool, load: load, logger: logger)
         let probing = Task { await probe.run(until: deadline + .seconds(3600)) }
         // Pauses sized so that every kind of fault fits into the soak at least once.
-        let slot = total.seconds / Double(SoakChaos.Fault.allCases.count * 2)
+        let slot = total.seconds / Double(max(options.faults.count, 1) * 2)
         await withDiscardingTaskGroup { group in
             group.addTask { await load.run(rate: options.rate, until: deadline, bigRenames: options.bigCustomerRenames) }
             group.addTask { await chaos.run(until: deadline, pause: (slot * 0.5)...slot) }
@@ -192,7 +195,7 @@ public struct Soak: Sendable {
         report.add("recovery_s", recovery)
         if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }
         if let detect = chaos.rebuildDetectSeconds { report.add("rebuild_detect_s", detect) }
-        for fault in SoakChaos.Fault.allCases { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
+        for fault in options.faults { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
         report.add("sigterm_failures", chaos.sigtermFailures)
         report.add("verify_failures", chaos.verifyFailures)
         report.add("reindex_failures", chaos.reindexFailures)

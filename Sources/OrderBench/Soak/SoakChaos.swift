@@ -9,8 +9,8 @@ import Synchronization
 /// the soak is long enough: SIGKILL and SIGTERM of indexers, osmem-server stopped and
 /// brought back empty, 429/503/reset storms, a PostgreSQL restart, a reindex and a
 /// `verify --repair`.
-final class SoakChaos: Sendable {
-    enum Fault: String, CaseIterable, Sendable {
+public final class SoakChaos: Sendable {
+    public enum Fault: String, CaseIterable, Sendable {
         case storm, sigkill, postgresRestart, sigterm, verify, searchServerOutage, reindex
     }
 
@@ -35,14 +35,16 @@ final class SoakChaos: Sendable {
 
     let stack: SoakStack
     let pool: PostgresPool
+    let faults: [Fault]
     let restartPostgres: String?
     let outage: Duration
     let logger: Logger
     private let outcome = Mutex(Outcome())
 
-    init(stack: SoakStack, pool: PostgresPool, restartPostgres: String?, outage: Duration, logger: Logger) {
+    init(stack: SoakStack, pool: PostgresPool, faults: [Fault], restartPostgres: String?, outage: Duration, logger: Logger) {
         self.stack = stack
         self.pool = pool
+        self.faults = faults
         self.restartPostgres = restartPostgres
         self.outage = outage
         self.logger = logger
@@ -52,11 +54,13 @@ final class SoakChaos: Sendable {
 
     /// Runs faults until `deadline`, pausing `pause` (a random share of it) between them.
     func run(until deadline: ContinuousClock.Instant, pause: ClosedRange<Double>) async {
-        var plan = Fault.allCases
-        while ContinuousClock.now < deadline, !Task.isCancelled {
+        var plan = faults
+        // One outage per soak: a second would restart the rebuild measurement.
+        let repeatable = faults.filter { $0 != .searchServerOutage }
+        while ContinuousClock.now < deadline, !Task.isCancelled, !plan.isEmpty || !repeatable.isEmpty {
             try? await Task.sleep(for: .seconds(Double.random(in: pause)))
             guard ContinuousClock.now < deadline else { break }
-            let fault = plan.isEmpty ? Fault.allCases.filter { $0 != .searchServerOutage }.randomElement()! : plan.removeFirst()
+            let fault = plan.isEmpty ? repeatable.randomElement()! : plan.removeFirst()
             logger.info("fault", metadata: ["soak.fault": "\(fault.rawValue)"])
             await inject(fault)
             outcome.withLock {

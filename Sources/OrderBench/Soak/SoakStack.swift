@@ -55,10 +55,15 @@ final class SoakStack: Sendable {
         _ = await child?.stop(signal: SIGKILL, within: .seconds(5))
     }
 
+    /// `SOAK_INDEXER_LOG_LEVEL` (default `error`): `info` shows how a soak's indexers sized and
+    /// handed back their batches (each indexer's output is kept in the temporary directory until it
+    /// is restarted).
+    static let indexerLogLevel = ProcessInfo.processInfo.environment["SOAK_INDEXER_LOG_LEVEL"] ?? "error"
+
     func startIndexer(_ slot: Int) throws {
         let child = try env.launch("order-indexer", environment: [
             "DATABASE_URL": databaseURL, "ELASTICSEARCH_URL": "http://127.0.0.1:\(proxyPort)", "ORDERS_INDEX": alias,
-            "INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())", "LOG_LEVEL": "error",
+            "INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())", "LOG_LEVEL": Self.indexerLogLevel,
         ], outputPath: indexerOutputPath(slot))
         indexers.withLock { $0[slot] = child }
     }
