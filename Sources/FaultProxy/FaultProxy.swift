@@ -49,16 +49,23 @@ public final class FaultProxy: Sendable {
     private let logger: Logger
     private let channel = Mutex<(any Channel)?>(nil)
 
-    public init(upstream: String, logger: Logger) {
+    /// `upstreamTimeout`: how long a forwarded request may take before the proxy answers 504 itself.
+    /// Longer than any client of it waits (an indexer's bulk timeout grows to 16 × 30 s), so that
+    /// the proxy is never the component that gives up: a soak's faults are the ones it injects.
+    public init(upstream: String, upstreamTimeout: Duration = .seconds(600), logger: Logger) {
         self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
         self.logger = logger
         // Upstream concurrency beyond what its clients use, and no queue deadline of its own: a proxy
         // that answered 502 "busy" while the cluster was merely slow would be a fault of its own
-        // (a soak's indexers saw 17-25 s and 502s through an 8-thread proxy, 1-3 s direct).
+        // (a soak's indexers saw 17-25 s and 502s through an 8-thread proxy, 1-3 s direct). The same
+        // goes for silence: libcurl's low-speed limit (20 s by default) cut every request a busy
+        // osmem-server took longer than that to answer, and 30-minute soaks' indexers, taking the
+        // 502 for an error answer, sent the same batches again while the server still did them.
         var configuration = CurlHTTPClient.Configuration()
         configuration.threads = 32
-        configuration.requestTimeout = .seconds(120)
-        configuration.queueTimeout = .seconds(120)
+        configuration.requestTimeout = upstreamTimeout
+        configuration.lowSpeedTime = upstreamTimeout
+        configuration.queueTimeout = upstreamTimeout
         client = CurlHTTPClient(configuration: configuration)
     }
 
@@ -199,7 +206,7 @@ public final class FaultProxy: Sendable {
                                                       body: request.method == .GET || request.method == .HEAD ? nil : body, downstream: underlying)
                     } catch {
                         // As a load balancer answers: 504 when it stopped waiting, 502 when it got no answer.
-                        let status = (error as? ElasticsearchError)?.code == .timeout ? 504 : 502
+                        let status = (error as? TransportError)?.kind == .timeout ? 504 : 502
                         try await write(outbound, status: status, headers: [("content-type", "application/json")],
                                         body: Array("{\"error\":\"upstream unavailable\",\"status\":\(status)}".utf8), keepAlive: false)
                         return

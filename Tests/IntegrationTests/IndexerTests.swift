@@ -202,6 +202,29 @@ import Testing
         } }
     }
 
+    /// The soak's fault proxy answers as a load balancer does: 504 once it stopped waiting for a
+    /// slow upstream (not before its own timeout, however long the upstream stays silent), 502
+    /// when there is no upstream to ask.
+    @Test func theFaultProxyAnswers504WhenItStoppedWaitingAnd502WithoutUpstream() async throws {
+        try await IndexerHarness.with() { h in try await h.withFaultProxy { slow, slowURL in
+            _ = try await IndexLayout(alias: h.alias).ensureAlias(h.elasticsearch)
+            slow.setPersistent(.delay(.seconds(3)))
+            for (upstream, status) in [(slowURL, 504), ("http://127.0.0.1:\(ChildProcess.freePort())", 502)] {
+                let gateway = FaultProxy(upstream: upstream, upstreamTimeout: .seconds(1), logger: TestEnvironment.logger)
+                try await withScoped({ gateway }, stop: { await $0.stop() }) { gateway in
+                    let port = try await gateway.start()
+                    try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")) },
+                                         stop: { await $0.shutdown() }) { client in
+                        let started = ContinuousClock.now
+                        let answer = await #expect(throws: ElasticsearchError.self) { try await client.count(h.alias) }
+                        #expect(answer?.status == status)
+                        if status == 504 { #expect(ContinuousClock.now - started >= .seconds(1)) }
+                    }
+                }
+            }
+        } }
+    }
+
     /// Several workers on one outbox: nothing lost, nothing going backwards.
     @Test func threeIndexersShareOneOutbox() async throws {
         try await IndexerHarness.with() { h in
