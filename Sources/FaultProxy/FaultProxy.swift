@@ -192,7 +192,8 @@ public final class FaultProxy: Sendable {
                         try await Task.sleep(for: duration)
                     case .gaveUpWaiting(let status, let after)?:
                         // The upstream request goes on unwatched, as behind a gateway that timed out.
-                        let method = request.method.rawValue, uri = request.uri, headers = Self.forwardedHeaders(request), sent = body
+                        let method = request.method.rawValue, uri = request.uri, headers = Self.forwardedHeaders(request)
+                        let sent = Self.forwardedBody(request, body)
                         Task { _ = try? await self.client.execute(method: method, url: self.upstream + uri, headers: headers, body: sent) }
                         try await Task.sleep(for: after)
                         try await writeInjected(outbound, status: status, keepAlive: request.isKeepAlive)
@@ -203,7 +204,7 @@ public final class FaultProxy: Sendable {
                     let forwarded: HTTPResponse
                     do {
                         forwarded = try await forward(request.method.rawValue, request.uri, headers: Self.forwardedHeaders(request),
-                                                      body: request.method == .GET || request.method == .HEAD ? nil : body, downstream: underlying)
+                                                      body: Self.forwardedBody(request, body), downstream: underlying)
                     } catch {
                         // As a load balancer answers: 504 when it stopped waiting, 502 when it got no answer.
                         let status = (error as? TransportError)?.kind == .timeout ? 504 : 502
@@ -226,6 +227,10 @@ public final class FaultProxy: Sendable {
     private static func forwardedHeaders(_ request: HTTPRequestHead) -> [(String, String)] {
         request.headers.filter { !["host", "content-length", "connection", "expect", "transfer-encoding"].contains($0.name.lowercased()) }
             .map { ($0.name, $0.value) }
+    }
+
+    private static func forwardedBody(_ request: HTTPRequestHead, _ body: [UInt8]) -> [UInt8]? {
+        request.method == .GET || request.method == .HEAD ? nil : body
     }
 
     /// An Elasticsearch-shaped error answer the upstream never saw.

@@ -166,9 +166,9 @@ public struct BulkWriter: Sendable {
 extension BulkWriter {
     /// A 504: a gateway (a load balancer, a proxy) in front of the cluster stopped waiting for it,
     /// which says only that the request is under way. (A 502 is a gateway that got no answer at all.)
-    /// In a soak, a proxy that gave up on a busy osmem-server after 120 s answered 502, the indexers
-    /// sent the same batches again at once, and the server's queue only grew: live indexing stalled
-    /// for the rest of a reindex, whose refresh then timed out.
+    /// Counted as an error answer, it had the batch sent again at once while the cluster still did it:
+    /// in soaks whose proxy cut slow requests (then with a 502), the busy server's queue only grew and
+    /// live indexing stalled for minutes.
     static func isGatewayTimeout(_ error: ElasticsearchError) -> Bool { error.status == 504 }
 
     /// Whether the cluster answers a read of `probeIndex` within a few seconds.
