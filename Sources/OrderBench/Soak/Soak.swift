@@ -199,6 +199,7 @@ public struct Soak: Sendable {
         report.add("sigterm_failures", chaos.sigtermFailures)
         report.add("verify_failures", chaos.verifyFailures)
         report.add("reindex_failures", chaos.reindexFailures)
+        if let longest = chaos.reindexSeconds.max() { report.add("reindex_s", longest, digits: 0) }
         report.add("postgres_restart_failures", chaos.postgresRestartFailures)
         report.target("lost = 0", final.missing == 0, essential: true)
         report.target("backwards = 0", backwards == 0, essential: true)

@@ -20,6 +20,8 @@ public final class SoakChaos: Sendable {
         var sigtermFailures = 0
         var verifyFailures = 0
         var reindexFailures = 0
+        /// How long each reindex ran (succeeded or not).
+        var reindexSeconds: [Double] = []
         var postgresRestartFailures = 0
         /// After osmem-server came back empty: documents the self-heal rebuild wrote per second,
         /// from the moment the server answered again to the moment the index held every order. The
@@ -75,8 +77,10 @@ public final class SoakChaos: Sendable {
         case .storm: await storm()
         case .sigkill, .sigterm: await stopIndexer(signal: fault == .sigkill ? SIGKILL : SIGTERM)
         case .postgresRestart: await restartDatabase()
-        case .verify: await runAdmin(["verify", "--repair"], failures: \.verifyFailures)
-        case .reindex: await runAdmin(["reindex"], failures: \.reindexFailures)
+        case .verify: await runAdmin(["verify", "--repair"], within: .seconds(600), failures: \.verifyFailures)
+        case .reindex:
+            let seconds = await runAdmin(["reindex"], within: Self.reindexTimeLimit, failures: \.reindexFailures)
+            outcome.withLock { $0.reindexSeconds.append(seconds) }
         case .searchServerOutage: await searchServerOutage()
         }
     }
@@ -139,10 +143,17 @@ public final class SoakChaos: Sendable {
         }
     }
 
-    /// Runs `order-admin arguments` (at most 10 minutes, then SIGTERM and a minute to undo its work,
-    /// as a job runner's timeout would); a failure is counted and logged with how long it ran and the
-    /// end of what it printed.
-    private func runAdmin(_ arguments: [String], failures: WritableKeyPath<Outcome, Int>) async {
+    /// A job runner's limit for the reindex. 20 minutes, not the verify's 10: one osmem-server beside
+    /// the soak's full load gives a reindex about 100-130 documents/s, and a 30-minute soak has
+    /// 80,000-90,000 orders by the time its reindex runs (every 30-minute soak's reindex was stopped at
+    /// 10 minutes, at 27-98 %). On Elasticsearch the same reindex takes a minute or two.
+    static let reindexTimeLimit: Duration = .seconds(1200)
+
+    /// Runs `order-admin arguments` (at most `within`, then SIGTERM and a minute to undo its work, as a
+    /// job runner's timeout would); a failure is counted and logged with how long it ran and the end of
+    /// what it printed. Returns how long it ran.
+    @discardableResult
+    private func runAdmin(_ arguments: [String], within: Duration, failures: WritableKeyPath<Outcome, Int>) async -> Double {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("order-bench-admin-\(getpid()).log").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let started = ContinuousClock.now
@@ -151,17 +162,19 @@ public final class SoakChaos: Sendable {
             let child = try stack.env.launch("order-admin", arguments, environment: [
                 "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias, "LOG_LEVEL": "error",
             ], outputPath: output)
-            status = await child.waitForExit(within: .seconds(600), grace: .seconds(60))
+            status = await child.waitForExit(within: within, grace: .seconds(60))
         } catch {
             status = -1
         }
-        guard status != 0 else { return }
+        let seconds = (ContinuousClock.now - started).seconds
+        guard status != 0 else { return seconds }
         outcome.withLock { $0[keyPath: failures] += 1 }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         logger.warning("order-admin failed", metadata: [
-            "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "stopped after 600 s")",
-            "soak.seconds": "\(Int((ContinuousClock.now - started).seconds))", "soak.output": "\(printed.suffix(800))",
+            "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "stopped after \(Int(within.seconds)) s")",
+            "soak.seconds": "\(Int(seconds))", "soak.output": "\(printed.suffix(800))",
         ])
+        return seconds
     }
 
     /// Runs a shell command (the PostgreSQL restart `scripts/soak` hands over); its exit status, or -1
