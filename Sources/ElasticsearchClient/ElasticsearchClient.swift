@@ -194,8 +194,8 @@ public final class ElasticsearchClient: Sendable {
 
     /// Creates an index; returns false when it already exists.
     @discardableResult
-    public func createIndex(_ name: String, body: [UInt8]) async throws(ElasticsearchError) -> Bool {
-        let response = try await send("PUT", "/\(Self.escape(name))", json: body)
+    public func createIndex(_ name: String, body: [UInt8], timeout: Duration? = nil) async throws(ElasticsearchError) -> Bool {
+        let response = try await send("PUT", "/\(Self.escape(name))", json: body, timeout: timeout)
         if (200..<300).contains(response.status) { return true }
         if response.status == 400, Self.httpError(response).errorType == "resource_already_exists_exception" { return false }
         throw Self.httpError(response)
@@ -203,17 +203,17 @@ public final class ElasticsearchClient: Sendable {
 
     /// Deletes one index by exact name (never a wildcard); false if it did not exist.
     @discardableResult
-    public func deleteIndex(_ name: String) async throws(ElasticsearchError) -> Bool {
+    public func deleteIndex(_ name: String, timeout: Duration? = nil) async throws(ElasticsearchError) -> Bool {
         precondition(!name.contains("*") && !name.contains(",") && name != "_all", "indices are deleted by exact name only")
-        let response = try await send("DELETE", "/\(Self.escape(name))")
+        let response = try await send("DELETE", "/\(Self.escape(name))", timeout: timeout)
         if (200..<300).contains(response.status) { return true }
         if response.status == 404 { return false }
         throw Self.httpError(response)
     }
 
     /// Concrete indices the alias points at (empty when the alias does not exist).
-    public func aliasTargets(_ alias: String) async throws(ElasticsearchError) -> [String] {
-        let response = try await send("GET", "/_alias/\(Self.escape(alias))")
+    public func aliasTargets(_ alias: String, timeout: Duration? = nil) async throws(ElasticsearchError) -> [String] {
+        let response = try await send("GET", "/_alias/\(Self.escape(alias))", timeout: timeout)
         if response.status == 404 { return [] }
         guard response.status == 200 else { throw Self.httpError(response) }
         guard case .object(let object)? = try? JSONParser.parse(response.body) else {
@@ -241,13 +241,14 @@ public final class ElasticsearchClient: Sendable {
     }
 
     /// Applies all actions atomically in one `_aliases` call.
-    public func updateAliases(_ actions: [AliasAction]) async throws(ElasticsearchError) {
-        _ = try await request("POST", "/_aliases", json: Self.encode(["actions": actions]))
+    public func updateAliases(_ actions: [AliasAction], timeout: Duration? = nil) async throws(ElasticsearchError) {
+        _ = try await request("POST", "/_aliases", json: Self.encode(["actions": actions]), timeout: timeout)
     }
 
     /// Sets `index.refresh_interval` (`"-1"` pauses refreshes during a bulk load).
-    public func setRefreshInterval(_ index: String, _ interval: String) async throws(ElasticsearchError) {
-        _ = try await request("PUT", "/\(Self.escape(index))/_settings", json: Self.encode(["index": ["refresh_interval": interval]]))
+    public func setRefreshInterval(_ index: String, _ interval: String, timeout: Duration? = nil) async throws(ElasticsearchError) {
+        _ = try await request("PUT", "/\(Self.escape(index))/_settings", json: Self.encode(["index": ["refresh_interval": interval]]),
+                              timeout: timeout)
     }
 
     /// A small fixed-shape request body. (`JSONEncoder` cannot fail on these value types.)
@@ -288,10 +289,10 @@ public final class ElasticsearchClient: Sendable {
     /// The stored `_version` of each of `ids` that exists, by one realtime `_mget` without sources:
     /// a page of ids costs one request instead of one GET each. An id whose shard failed throws
     /// (it would otherwise read as absent).
-    public func versions(_ index: String, ids: [String]) async throws(ElasticsearchError) -> [String: Int64] {
+    public func versions(_ index: String, ids: [String], timeout: Duration? = nil) async throws(ElasticsearchError) -> [String: Int64] {
         guard !ids.isEmpty else { return [:] }
         let body = JSONValue.object(JSONObject([("ids", .array(ids.map { .string($0) }))])).serializedBytes
-        let result = try await request("POST", "/\(Self.escape(index))/_mget?_source=false", json: body)
+        let result = try await request("POST", "/\(Self.escape(index))/_mget?_source=false", json: body, timeout: timeout)
         guard let docs = result["docs"]?.arrayValue else { throw ElasticsearchError(code: .malformedResponse, status: 200, errorType: nil) }
         var versions: [String: Int64] = [:]
         for doc in docs {

@@ -65,7 +65,7 @@ extension DriftVerifier {
         var versions: [String: Int64] = [:]
         for start in stride(from: 0, to: ids.count, by: Self.versionReadBatch) {
             let batch = Array(ids[start..<min(start + Self.versionReadBatch, ids.count)])
-            let found = try await retryingWhileBusy(for: readPatience) { try await client.versions(layout.alias, ids: batch) }
+            let found = try await retryingWhileBusy(client, for: readPatience) { try await client.versions(layout.alias, ids: batch, timeout: $0) }
             versions.merge(found) { _, new in new }
         }
         return versions
@@ -120,7 +120,7 @@ extension DriftVerifier {
         let indexed = try await indexedVersions(extras)
         let targets = extras.compactMap { id in indexed[id].map { (id, $0 + 1) } }
         guard !targets.isEmpty else { return 0 }
-        let index = try await retryingWhileBusy(for: readPatience) { try await client.aliasTargets(layout.alias) }.first ?? layout.alias
+        let index = try await retryingWhileBusy(client, for: readPatience) { try await client.aliasTargets(layout.alias, timeout: $0) }.first ?? layout.alias
         let results = try await BulkWriter(client: client, logger: logger).write({ include in
             var request = BulkRequest()
             for (i, (id, version)) in targets.enumerated() where include(i) { request.delete(index, id: id, version: version) }

@@ -148,7 +148,7 @@ public struct DriftVerifier: Sendable {
         ])
         if let after { body["search_after"] = [.string(after)] }
         let request = JSONValue.object(body).serializedBytes
-        let result = try await retryingWhileBusy(for: readPatience) { try await client.search(layout.alias, body: request) }
+        let result = try await retryingWhileBusy(client, for: readPatience) { try await client.search(layout.alias, body: request, timeout: $0) }
         return (result["hits"]?["hits"]?.arrayValue ?? []).compactMap { hit in
             guard let id = hit["_id"]?.stringValue else { return nil }
             return (id, hit["_version"]?.int64Value ?? 0)

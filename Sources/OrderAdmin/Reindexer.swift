@@ -123,7 +123,9 @@ public struct Reindexer: Sendable {
     private func runLocked(lock: ReservedConnection, progress: @escaping @Sendable (Int, Int) -> Void) async throws -> Report {
         if !options.dryRun { try await Self.step("removing what an interrupted reindex left") { try await removeAbandoned() } }
         let mapping = try await Self.step("reading the mapping") { try IndexLayout.mapping(path: options.mappingPath) }
-        let old = try await Self.step("reading the alias") { try await retryingWhileBusy { try await client.aliasTargets(layout.alias) } }
+        let old = try await Self.step("reading the alias") {
+            try await retryingWhileBusy(client) { try await client.aliasTargets(layout.alias, timeout: $0) }
+        }
         let newIndex = layout.newIndexName()
         var loader = FullLoader(pool: pool, writer: BulkWriter(client: client, probeIndex: layout.alias, logger: logger), batchSize: options.batchSize,
                                 requestsInFlight: options.requestsInFlight, logger: logger)
@@ -135,15 +137,19 @@ public struct Reindexer: Sendable {
             return Report(newIndex: newIndex, oldIndices: old, documents: total, rejected: [], dryRun: true)
         }
         // A retry after a timed-out attempt that did create it finds the index there (`false`): the name is this run's own.
-        _ = try await Self.step("creating \(newIndex)") { try await retryingWhileBusy { try await client.createIndex(newIndex, body: mapping) } }
+        _ = try await Self.step("creating \(newIndex)") {
+            try await retryingWhileBusy(client) { try await client.createIndex(newIndex, body: mapping, timeout: $0) }
+        }
         do {
             let catchUp = layout.catchUpAlias(of: newIndex)
             try await Self.step("registering the new index for catch-up") {
-                try await retryingWhileBusy { try await client.updateAliases([.add(index: newIndex, alias: catchUp)]) }
+                try await retryingWhileBusy(client) { try await client.updateAliases([.add(index: newIndex, alias: catchUp)], timeout: $0) }
                 try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [catchUp])
             }
             // No refreshes while loading (the bulk load is faster); one explicit refresh before the swap.
-            try await Self.step("pausing refreshes") { try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, "-1") } }
+            try await Self.step("pausing refreshes") {
+                try await retryingWhileBusy(client) { try await client.setRefreshInterval(newIndex, "-1", timeout: $0) }
+            }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
             let summary = try await Self.step("loading documents") {
                 // Through the catch-up alias with `require_alias`: a bulk request still out when a failed
@@ -152,11 +158,11 @@ public struct Reindexer: Sendable {
             }
             guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
-                try await retryingWhileBusy { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping)) }
+                try await retryingWhileBusy(client) { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping), timeout: $0) }
                 // One long wait rather than repeats: a refresh that timed out is still under way, and
                 // one sent again queues behind it (a soak's reindex failed here after 30-s attempts).
                 let patience = BulkWriter.timeoutPolicy(requestTimeout: client.configuration.requestTimeout).ceiling
-                try await retryingWhileBusy { try await client.refresh(newIndex, timeout: patience) }
+                try await retryingWhileBusy(client) { _ in try await client.refresh(newIndex, timeout: patience) }
             }
             try await Self.step("confirming the reindex lock") {
                 guard try await lock.query(AdvisoryLock.reindex.isHeldHereSQL).first?.string(0) == "t" else {
@@ -193,9 +199,9 @@ public struct Reindexer: Sendable {
     /// (`removeAbandoned`).
     private func removeUnlessLive(_ newIndex: String) async {
         do {
-            let live = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.aliasTargets(layout.alias) }
+            let live = try await retryingWhileBusy(client, for: Self.cleanUpPatience) { try await client.aliasTargets(layout.alias, timeout: $0) }
             guard !live.contains(newIndex) else { return }
-            _ = try await retryingWhileBusy(for: Self.cleanUpPatience) { try await client.deleteIndex(newIndex) }
+            _ = try await retryingWhileBusy(client, for: Self.cleanUpPatience) { try await client.deleteIndex(newIndex, timeout: $0) }
         } catch {
             logger.error("could not remove the new index; the next reindex removes it", metadata: ["es.index": "\(newIndex)", "error": "\(error)"])
         }
@@ -211,11 +217,11 @@ public struct Reindexer: Sendable {
     private func swapAlias(from old: [String], to newIndex: String, catchUp: String) async throws {
         let actions: [ElasticsearchClient.AliasAction] = old.map { .remove(index: $0, alias: layout.alias) }
             + [.add(index: newIndex, alias: layout.alias), .remove(index: newIndex, alias: catchUp)]
-        try await retryingWhileBusy {
+        try await retryingWhileBusy(client) { timeout in
             do {
-                try await client.updateAliases(actions)
+                try await client.updateAliases(actions, timeout: timeout)
             } catch {
-                let now = try await retryingWhileBusy { try await client.aliasTargets(layout.alias) }
+                let now = try await retryingWhileBusy(client) { try await client.aliasTargets(layout.alias, timeout: $0) }
                 if now == [newIndex] {
                     logger.warning("the alias swap's answer was lost, but the swap took effect", metadata: ["es.error": "\(error)"])
                     return
@@ -244,20 +250,20 @@ public struct Reindexer: Sendable {
     /// index that still carries a catch-up alias, which only a reindex that stopped without being
     /// able to delete it leaves (its registration is gone, its alias is not: the swap removes it).
     private func removeAbandoned() async throws {
-        let live = try await retryingWhileBusy { try await client.aliasTargets(layout.alias) }
+        let live = try await retryingWhileBusy(client) { try await client.aliasTargets(layout.alias, timeout: $0) }
         for row in try await pool.query("SELECT index_name FROM index_targets") {
             let catchUp = row.string(0)!
-            let indexes = try await retryingWhileBusy { try await client.aliasTargets(catchUp) }
+            let indexes = try await retryingWhileBusy(client) { try await client.aliasTargets(catchUp, timeout: $0) }
             try await removeAbandoned(indexes, live: live, leftBy: catchUp)
             try await unregister(catchUp)
         }
-        let carrying = try await retryingWhileBusy { try await client.aliasTargets(layout.catchUpAliasPattern) }
+        let carrying = try await retryingWhileBusy(client) { try await client.aliasTargets(layout.catchUpAliasPattern, timeout: $0) }
         try await removeAbandoned(carrying, live: live, leftBy: layout.catchUpAliasPattern)
     }
 
     private func removeAbandoned(_ indexes: [String], live: [String], leftBy catchUp: String) async throws {
         for index in indexes where !live.contains(index) {
-            _ = try await retryingWhileBusy { try await client.deleteIndex(index) }
+            _ = try await retryingWhileBusy(client) { try await client.deleteIndex(index, timeout: $0) }
             logger.warning("removed an interrupted reindex's index", metadata: ["es.alias": "\(catchUp)", "es.index": "\(index)"])
         }
     }

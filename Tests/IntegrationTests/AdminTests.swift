@@ -2,7 +2,7 @@ import ElasticsearchClient
 import Foundation
 import FaultProxy
 import JSONSupport
-import OrderAdmin
+@testable import OrderAdmin
 import OrderStore
 import LibPQClient
 import ReadModel
@@ -342,6 +342,36 @@ import Testing
             #expect(bounded.yielded <= ran * 0.25 + .milliseconds(100), "\(bounded.yielded) of \(ran)")
             #expect(try await h.elasticsearch.count(h.alias) == 30)
         }
+    }
+
+    /// An admin call that timed out is tried again with twice the timeout (the cluster still works on
+    /// the first, and the second queues behind it), up to 16 × the request timeout; other transient
+    /// failures keep the timeout, and no attempt runs past the patience.
+    @Test func aBusyClusterGetsLongerWaitsAfterEachTimeout() async throws {
+        var configuration = ElasticsearchClient.Configuration(baseURL: "http://127.0.0.1:9")
+        configuration.requestTimeout = .seconds(1)
+        let client = ElasticsearchClient(configuration: configuration)
+        let failures: [ElasticsearchError.Code] = [.timeout, .unavailable, .timeout, .timeout, .timeout, .timeout]
+        let timeouts = Mutex<[Duration]>([])
+        let answer = try await retryingWhileBusy(client) { timeout in
+            let attempt = timeouts.withLock { $0.append(timeout); return $0.count - 1 }
+            if attempt < failures.count { throw ElasticsearchError(code: failures[attempt], status: nil, errorType: nil) }
+            return "answered"
+        }
+        #expect(answer == "answered")
+        #expect(timeouts.withLock { $0 } == [1, 2, 2, 4, 8, 16, 16].map { Duration.seconds($0) })
+
+        // A patience of 5 s: no attempt is given more than what is left of it (but at least the request timeout).
+        timeouts.withLock { $0 = [] }
+        await #expect(throws: ElasticsearchError.self) {
+            try await retryingWhileBusy(client, for: .seconds(5)) { timeout in
+                timeouts.withLock { $0.append(timeout) }
+                throw ElasticsearchError(code: .timeout, status: nil, errorType: nil)
+            }
+        }
+        #expect(timeouts.withLock { $0.count } >= 4)  // the fourth would get 8 s without the bound
+        #expect(timeouts.withLock { $0.allSatisfy { $0 >= .seconds(1) && $0 <= .seconds(5) } }, "\(timeouts.withLock { $0 })")
+        await client.shutdown()
     }
 
     /// A reindex while no indexer runs ends consistent once the indexer runs again.
