@@ -12,11 +12,13 @@ import RetryPolicy
 /// next attempt waits twice as long, from the client's request timeout up to the bulk writer's
 /// ceiling (`BulkWriter.timeoutPolicy`), never past `patience`: a soak's reindex failed to register
 /// its new index after 222 s of 30-s attempts while the live indexers' bulk requests took minutes.
-func retryingWhileBusy<T>(_ client: ElasticsearchClient, for patience: Duration = .seconds(600),
+/// `longestWaitFirst` starts at the ceiling, for a call known to take long on a busy cluster (the
+/// refresh after a large load).
+func retryingWhileBusy<T>(_ client: ElasticsearchClient, for patience: Duration = .seconds(600), longestWaitFirst: Bool = false,
                           _ call: (_ timeout: Duration) async throws -> T) async throws -> T {
     let policy = BulkWriter.timeoutPolicy(requestTimeout: client.configuration.requestTimeout)
     let deadline = ContinuousClock.now + patience
-    var timeout = policy.floor
+    var timeout = longestWaitFirst ? policy.ceiling : policy.floor
     return try await Backoff.adminRead.retrying(for: patience, if: { error in
         guard let error = error as? ElasticsearchError, error.isTransient else { return false }
         if error.code == .timeout { timeout = min(timeout * 2, policy.ceiling) }

@@ -8,9 +8,10 @@ import Synchronization
 /// Both write into the same cluster, and during a reindex every live change is written twice (into
 /// the live index and the new one). On a busy cluster the reindex's large requests take turns with
 /// the live indexers', and the search results support staff look at fall behind for the sake of a
-/// background rebuild (in a 30-minute soak on one osmem-server the live backlog grew to about 31,500
-/// events during a reindex, even with this waiting). So before each page the load waits while the live read side is more
-/// than `lagLimit` behind (the age of the oldest outbox event), at most `longestPause` per page and
+/// background rebuild (in a 30-minute soak on one osmem-server the live backlog grew to about
+/// 31,500 events during a reindex, even with this waiting). So before each page the load waits
+/// while the live read side is more than `lagLimit` behind (the age of the oldest outbox event),
+/// at most `longestPause` per page and
 /// `share` of the time since the reindex started in all: a read side that stays behind for another
 /// reason (no indexer running, a cluster too busy for both) slows the reindex but cannot stop it, and
 /// a reindex that waits longer also makes every live change be written twice for longer.
@@ -61,7 +62,7 @@ final class LiveIndexingFirst: Sendable {
                     "outbox.events": "\(backlog.events)", "outbox.lag_s": "\(Int(backlog.oldestAgeSeconds))",
                 ])
             }
-            try await Task.sleep(for: min(Self.pollInterval, allowed - (ContinuousClock.now - waitStarted)))
+            try await Task.sleep(for: max(.zero, min(Self.pollInterval, allowed - (ContinuousClock.now - waitStarted))))
         }
     }
 

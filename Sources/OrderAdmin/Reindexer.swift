@@ -158,11 +158,12 @@ public struct Reindexer: Sendable {
             }
             guard summary.rejected == 0 else { throw ReindexError.rejectedDocuments(summary.rejected) }
             try await Self.step("refreshing \(newIndex)") {
-                try await retryingWhileBusy(client) { try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping), timeout: $0) }
-                // One long wait rather than repeats: a refresh that timed out is still under way, and
-                // one sent again queues behind it (a soak's reindex failed here after 30-s attempts).
-                let patience = BulkWriter.timeoutPolicy(requestTimeout: client.configuration.requestTimeout).ceiling
-                try await retryingWhileBusy(client) { _ in try await client.refresh(newIndex, timeout: patience) }
+                try await retryingWhileBusy(client) {
+                    try await client.setRefreshInterval(newIndex, Self.refreshInterval(in: mapping), timeout: $0)
+                }
+                // The longest wait at once: a refresh that timed out is still under way, and one sent
+                // again queues behind it (a soak's reindex failed here after 30-s attempts).
+                try await retryingWhileBusy(client, longestWaitFirst: true) { try await client.refresh(newIndex, timeout: $0) }
             }
             try await Self.step("confirming the reindex lock") {
                 guard try await lock.query(AdvisoryLock.reindex.isHeldHereSQL).first?.string(0) == "t" else {
@@ -199,7 +200,9 @@ public struct Reindexer: Sendable {
     /// (`removeAbandoned`).
     private func removeUnlessLive(_ newIndex: String) async {
         do {
-            let live = try await retryingWhileBusy(client, for: Self.cleanUpPatience) { try await client.aliasTargets(layout.alias, timeout: $0) }
+            let live = try await retryingWhileBusy(client, for: Self.cleanUpPatience) {
+                try await client.aliasTargets(layout.alias, timeout: $0)
+            }
             guard !live.contains(newIndex) else { return }
             _ = try await retryingWhileBusy(client, for: Self.cleanUpPatience) { try await client.deleteIndex(newIndex, timeout: $0) }
         } catch {
