@@ -36,7 +36,7 @@ struct Rejection: Sendable {
 ///
 /// - A row is deleted only after a document built from rows read *after* the row
 ///   was claimed (so after its transaction committed) was acknowledged for the
-///   alias and every catch-up target. That document is at least as new as the event.
+///   alias. That document is at least as new as the event.
 /// - Rows are never skipped by an offset: a transaction that commits after
 ///   later-numbered ones has its rows claimed later.
 /// - A worker that crashes, stops, or cannot reach Elasticsearch before its lease
@@ -50,12 +50,10 @@ struct OutboxLease: Sendable {
     let owner: String
     let duration: Duration
 
-    /// Claims, and reads the catch-up targets of a running reindex in the same statement (one round
-    /// trip less per batch). Reading them after the claim is what the catch-up argument needs (see
-    /// `Reindexer`): the statement's snapshot is taken after every claimed event committed, so a
-    /// reindex registered before any of them is seen. A target that is no longer in force (its
-    /// reindex died: it no longer holds the lock) is left out. Elasticsearch forbids commas in index
-    /// names, so a comma-joined list is unambiguous.
+    /// Claims, and records the claimed aggregates for a running reindex in the same statement
+    /// (`ReindexChanges`, which says why that is enough for the reindex to miss nothing). The
+    /// statement's snapshot is taken after every claimed event committed, so a reindex registered
+    /// before any of them is seen; one that is no longer in force (it no longer holds its lock) is not.
     ///
     /// `id = ANY(ARRAY(…))`, not `id IN (…)`: for `IN` the planner hashes the chosen ids and
     /// scans the whole outbox to find them, so a claim cost grew with the backlog (38 ms per
@@ -67,31 +65,21 @@ struct OutboxLease: Sendable {
                 SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < clock_timestamp()
                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
             RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, fanout_after,
-                      \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us")))
-        SELECT claimed.*,
-               (SELECT string_agg(index_name, ',' ORDER BY index_name) FROM index_targets
-                WHERE \(AdvisoryLock.reindex.isHeldSQL)) AS catch_up_targets
-        FROM claimed ORDER BY id
+                      \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))),
+        \(ReindexChanges.recordClaimedSQL)
+        SELECT * FROM claimed ORDER BY id
         """
-
-    /// Events a worker claimed, with the catch-up aliases their documents must also be written to.
-    struct Claim: Sendable {
-        var events: [ClaimedEvent] = []
-        var catchUpTargets: [String] = []
-    }
 
     /// Claims up to `limit` unleased (or lapsed) events, oldest first; one statement, committed
     /// when it returns. Synchronous, so the caller can read on the same visit to the pool.
-    func claim(limit: Int, on connection: LibPQConnection) throws -> Claim {
+    func claim(limit: Int, on connection: LibPQConnection) throws -> [ClaimedEvent] {
         let rows = try connection.queryReconnectingIfStale(Self.claimSQL, [limit, owner, duration])
-        let events = rows.map {
+        return rows.map {
             ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
                          aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,
                          fanOutAfter: $0.string("fanout_after"), occurredAtMs: $0.int64("occurred_at")!,
                          createdAtUs: $0.int64("created_at_us")!)
         }
-        let targets = rows.first?.string("catch_up_targets")?.split(separator: ",").map(String.init) ?? []
-        return Claim(events: events, catchUpTargets: targets)
     }
 
     /// Extends the lease on `ids` and records on `progress.id` how far its fan-out got; false when

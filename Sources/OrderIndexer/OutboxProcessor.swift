@@ -74,7 +74,7 @@ public struct OutboxProcessor: Sendable {
     public struct BatchResult: Sendable, Equatable {
         /// Events claimed (0 when nothing was claimable).
         public var events = 0
-        /// Documents sent to the cluster, a changed customer's orders included (once for all targets).
+        /// Documents sent to the cluster, a changed customer's orders included.
         public var documents = 0
     }
 
@@ -84,13 +84,12 @@ public struct OutboxProcessor: Sendable {
     /// busy cluster smaller fan-out requests as well, but one without a backlog still re-indexes a
     /// large customer in large chunks.
     public func processBatch(limit: Int, requests: RequestSize) async throws -> BatchResult {
-        let (claim, prefetched) = try await claimWithDocuments(limit: limit)
-        let events = claim.events
+        let (events, prefetched) = try await claimWithDocuments(limit: limit)
         guard !events.isEmpty else { return BatchResult() }
         var progress = Progress(unacknowledged: Set(events.map(\.id)), requests: requests)
         do {
             try await lease.renewing(events.map(\.id)) {
-                try await indexAndAcknowledge(events, catchUpTargets: claim.catchUpTargets, prefetched: prefetched, progress: &progress)
+                try await indexAndAcknowledge(events, prefetched: prefetched, progress: &progress)
             }
         } catch {
             await handBack(progress.unacknowledged.sorted(), pause: (error as? BulkWriter.GaveUp)?.resendAfter)
@@ -111,12 +110,12 @@ public struct OutboxProcessor: Sendable {
     /// batch holds an event or two, and its latency is mostly such hand-offs (`bench lag --null-sink`).
     /// The read follows the claim's commit, as the argument on `OutboxLease` needs. A failed read
     /// leaves the documents to `index`, inside the hand-back's reach, so the claim is not stranded.
-    private func claimWithDocuments(limit: Int) async throws -> (OutboxLease.Claim, [String: OrderDocument]) {
+    private func claimWithDocuments(limit: Int) async throws -> ([ClaimedEvent], [String: OrderDocument]) {
         let lease = self.lease
         return try await pool.withConnection { connection in
             let claim = try lease.claim(limit: limit, on: connection)
             var seen = Set<String>()
-            let ids = claim.events.filter { $0.isOrderEvent && seen.insert($0.aggregateID).inserted }.map(\.aggregateID)
+            let ids = claim.filter { $0.isOrderEvent && seen.insert($0.aggregateID).inserted }.map(\.aggregateID)
             // A large claim's documents are read a part at a time as its requests are built (`index`).
             let prefetch = !ids.isEmpty && ids.count <= BulkSizing.documentsPerRead
             let documents = prefetch ? (try? OrderDocumentSource.documents(ids: ids, on: connection)) ?? [] : []
@@ -134,8 +133,7 @@ public struct OutboxProcessor: Sendable {
     /// 30-minute soak, before rounds: 831 small customers' changes claimed behind 5,000 order events
     /// were sent one request each, and a hand-back every few customers brought them back to the next
     /// claim, behind its order events again: 28 claims each.)
-    private func indexAndAcknowledge(_ events: [ClaimedEvent], catchUpTargets targets: [String], prefetched: [String: OrderDocument],
-                                     progress: inout Progress) async throws {
+    private func indexAndAcknowledge(_ events: [ClaimedEvent], prefetched: [String: OrderDocument], progress: inout Progress) async throws {
         var round = Round()
         for event in events where event.isOrderEvent {
             round.add(event.aggregateID, for: event)
@@ -150,16 +148,16 @@ public struct OutboxProcessor: Sendable {
                 continue
             }
             if !round.orderIDs.isEmpty, round.orderIDs.count + orderIDs.count > progress.requests.documents {
-                try await complete(round, targets: targets, prefetched: prefetched, progress: &progress)
+                try await complete(round, prefetched: prefetched, progress: &progress)
                 round = Round()
             }
             for id in orderIDs { round.add(id, for: latest) }
             round.events += changes
         }
-        try await complete(round, targets: targets, prefetched: prefetched, progress: &progress)
+        try await complete(round, prefetched: prefetched, progress: &progress)
         // Customers with many orders: chunk by chunk, resumable.
         for changes in inChunks {
-            if try await fanOut(changes, targets: targets, progress: &progress) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
+            if try await fanOut(changes, progress: &progress) { recordAcknowledged(changes, answeredAtUs: Self.nowMicroseconds()) }
             progress.unacknowledged.subtract(changes.map(\.id))
         }
     }
@@ -186,10 +184,9 @@ public struct OutboxProcessor: Sendable {
     }
 
     /// Indexes a round's orders, then acknowledges its events (dead-lettering those whose document was refused).
-    private func complete(_ round: Round, targets: [String], prefetched: [String: OrderDocument],
-                          progress: inout Progress) async throws {
+    private func complete(_ round: Round, prefetched: [String: OrderDocument], progress: inout Progress) async throws {
         guard !round.events.isEmpty else { return }
-        let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, targets: targets, progress: &progress).flatMap { rejection in
+        let rejected = try await index(ids: round.orderIDs, prefetched: prefetched, progress: &progress).flatMap { rejection in
             (round.eventsByOrder[rejection.orderID] ?? []).map { ($0, rejection) }
         }
         let answered = Self.nowMicroseconds()
@@ -227,7 +224,7 @@ public struct OutboxProcessor: Sendable {
     /// Re-indexes every order of the customer, `progress.requests.fanOutChunk` at a time from where an earlier
     /// attempt stopped, renewing the lease and recording progress after each acknowledged chunk. Returns
     /// false when another worker took the events over (it goes on from the recorded progress).
-    private func fanOut(_ changes: [ClaimedEvent], targets: [String], progress: inout Progress) async throws -> Bool {
+    private func fanOut(_ changes: [ClaimedEvent], progress: inout Progress) async throws -> Bool {
         let latest = changes[changes.count - 1]
         let ids = changes.map(\.id)
         var after = latest.fanOutAfter
@@ -244,7 +241,7 @@ public struct OutboxProcessor: Sendable {
                 try OrderDocumentSource.orderIDs(ofCustomer: latest.aggregateID, after: cursor, limit: limit, on: $0)
             }
             guard let last = orderIDs.last else { break }
-            let rejected = try await index(ids: orderIDs, targets: targets, progress: &progress)
+            let rejected = try await index(ids: orderIDs, progress: &progress)
             try await lease.acknowledge([], deadLetters: rejected.map { (latest, $0) })
             recordDeadLetters(rejected.map { (latest, $0) })
             guard try await lease.renew(ids, progress: (latest.id, last)) else {
@@ -286,33 +283,32 @@ public struct OutboxProcessor: Sendable {
     /// Wall-clock microseconds since the epoch: events carry PostgreSQL's commit time in the same unit.
     static func nowMicroseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
-    /// Indexes the current documents of `ids` into the alias and every catch-up alias, in bulk
-    /// requests of at most `progress.requests.bytes`; returns the documents refused for good (for
-    /// the live alias), and counts what it sent in `progress`.
+    /// Indexes the current documents of `ids` into the alias, in bulk requests of at most
+    /// `progress.requests.bytes`; returns the documents refused for good, and counts what it sent
+    /// in `progress`. (A running reindex copies them into its new index itself: `ReindexChanges`.)
     ///
     /// Memory follows the request size, not the batch's: documents are read `BulkSizing.documentsPerRead`
     /// at a time, written into the request at once, and each full request is sent before more are read.
-    private func index(ids: [String], prefetched: [String: OrderDocument] = [:], targets: [String],
-                       progress: inout Progress) async throws -> [Rejection] {
+    private func index(ids: [String], prefetched: [String: OrderDocument] = [:], progress: inout Progress) async throws -> [Rejection] {
         let giveUpAt = self.giveUpAt
-        var builder = BulkRequestBuilder(targets: [layout.alias] + targets, requireAlias: true,
+        var builder = BulkRequestBuilder(target: layout.alias, requireAlias: true,
                                          maxBytes: progress.requests.bytes, expectedDocuments: ids.count)
         var rejected: [Rejection] = []
         for chunk in ids.chunked(BulkSizing.documentsPerRead) {
             for document in try await documents(chunk, prefetched: prefetched) { builder.add(document) }
-            for request in builder.takeFull() { rejected += try await send(request, targets: builder.targets.count, giveUpAt: giveUpAt) }
+            for request in builder.takeFull() { rejected += try await send(request, giveUpAt: giveUpAt) }
         }
-        for request in builder.takeAll() { rejected += try await send(request, targets: builder.targets.count, giveUpAt: giveUpAt) }
+        for request in builder.takeAll() { rejected += try await send(request, giveUpAt: giveUpAt) }
         progress.documents += builder.documentCount
         return rejected
     }
 
-    // require_alias on every target (`BulkRequestBuilder`): a write racing a catch-up alias's removal
-    // fails instead of auto-creating a stray concrete index under that name.
-    private func send(_ request: BulkRequest, targets: Int, giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
+    // require_alias (`BulkRequestBuilder`): a write while the alias is missing (an emptied
+    // cluster) fails instead of auto-creating a concrete index under the alias's name.
+    private func send(_ request: BulkRequest, giveUpAt: ContinuousClock.Instant) async throws -> [Rejection] {
         let outcomes = try await writer.write(request, giveUpAt: giveUpAt)
-        Counter(label: "indexer_documents_indexed_total").increment(by: request.count / targets)
-        return try Self.rejections(outcomes, of: request, targets: targets)
+        Counter(label: "indexer_documents_indexed_total").increment(by: request.count)
+        return try Self.rejections(outcomes, of: request)
     }
 
     /// The current documents of `ids`: those the claim read, and the rest read now.
@@ -322,12 +318,11 @@ public struct OutboxProcessor: Sendable {
         return ids.compactMap { prefetched[$0] } + read
     }
 
-    /// Outcomes for the live alias (each document's first item, `BulkRequestBuilder`) decide; a
-    /// catch-up alias a finished or failed reindex removed is ignored.
-    static func rejections(_ outcomes: [BulkItemOutcome], of request: BulkRequest, targets: Int) throws -> [Rejection] {
+    /// The documents the alias refused for good; a missing alias throws.
+    static func rejections(_ outcomes: [BulkItemOutcome], of request: BulkRequest) throws -> [Rejection] {
         try outcomes.throwIfRefused()  // the batch is handed back, not dead-lettered
         var rejected: [Rejection] = []
-        for (position, outcome) in outcomes.enumerated() where position % targets == 0 {
+        for (position, outcome) in outcomes.enumerated() {
             switch outcome {
             case .applied, .stale, .retry, .refused: continue
             case .indexMissing: throw ProcessError.indexMissing
@@ -337,11 +332,5 @@ public struct OutboxProcessor: Sendable {
             }
         }
         return rejected
-    }
-}
-
-extension Array {
-    func chunked(_ size: Int) -> [ArraySlice<Element>] {
-        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

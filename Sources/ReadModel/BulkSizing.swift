@@ -52,43 +52,39 @@ public enum BulkSizing {
 /// `maxBytes` (at least one document each). A claim or page is counted in documents, but an order
 /// may hold 100 items: requests are cut by bytes, or a page of large orders would be a 413 no retry
 /// cures. The documents need not be kept: the request bytes are all a sender holds (`BulkRequest`).
-///
-/// Each document goes into every target, as adjacent items: item `i` is document `i / targets.count`
-/// of its request, into `targets[i % targets.count]`.
+/// Item `i` of a request is its `i`-th document.
 public struct BulkRequestBuilder: Sendable {
-    public let targets: [String]
+    public let target: String
     public let requireAlias: Bool
     public let maxBytes: Int
     private var current: BulkRequest
     private var full: [BulkRequest] = []
 
-    /// `expectedDocuments` sizes the first request's buffer (about 1 KB per document and target, at most `maxBytes`).
-    public init(targets: [String], requireAlias: Bool, maxBytes: Int = BulkSizing.maxRequestBytes, expectedDocuments: Int) {
-        self.targets = targets
+    /// `expectedDocuments` sizes the first request's buffer (about 1 KB per document, at most `maxBytes`).
+    public init(target: String, requireAlias: Bool, maxBytes: Int = BulkSizing.maxRequestBytes, expectedDocuments: Int) {
+        self.target = target
         self.requireAlias = requireAlias
         self.maxBytes = maxBytes
-        current = BulkRequest(capacity: Self.capacity(documents: expectedDocuments, targets: targets.count, maxBytes: maxBytes))
+        current = BulkRequest(capacity: Self.capacity(documents: expectedDocuments, maxBytes: maxBytes))
     }
 
-    /// Room for `documents` documents of about 1 KB in each target, at most `maxBytes` and an eighth (the cut
-    /// uses estimates), so a request of typical orders never grows its buffer by doubling.
-    static func capacity(documents: Int, targets: Int, maxBytes: Int) -> Int {
-        min(max(1, documents) * max(1, targets) * 1024, maxBytes) * 9 / 8
+    /// Room for `documents` documents of about 1 KB, at most `maxBytes` and an eighth (the cut uses
+    /// estimates), so a request of typical orders never grows its buffer by doubling.
+    static func capacity(documents: Int, maxBytes: Int) -> Int {
+        min(max(1, documents) * 1024, maxBytes) * 9 / 8
     }
 
     /// Documents written so far, in every request.
     public private(set) var documentCount = 0
 
     public mutating func add(_ document: OrderDocument) {
-        let size = (document.estimatedJSONBytes + 100) * targets.count  // plus the action lines
+        let size = document.estimatedJSONBytes + 100  // plus the action line
         if current.count > 0, current.byteCount + size > maxBytes {
             full.append(current)
             current = BulkRequest(capacity: maxBytes * 9 / 8)
         }
-        for target in targets {
-            current.index(target, id: document.orderID, version: document.externalVersion, requireAlias: requireAlias) {
-                document.writeJSON(into: &$0)
-            }
+        current.index(target, id: document.orderID, version: document.externalVersion, requireAlias: requireAlias) {
+            document.writeJSON(into: &$0)
         }
         documentCount += 1
     }
@@ -108,5 +104,12 @@ public struct BulkRequestBuilder: Sendable {
         if current.count > 0 { all.append(current) }
         current = BulkRequest(capacity: 0)
         return all
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements (reads and requests of bounded size).
+    public func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

@@ -10,10 +10,11 @@ import LibPQClient
 /// Each page is read in its own short read-only transaction; nothing stays open
 /// while Elasticsearch is called (guarantee 6). Why no single snapshot is needed:
 /// a page read at time t holds every change committed before t, and every change
-/// committed after the target started receiving live writes (the alias itself, or a
-/// reindex's catch-up alias registered before the load began) is written there by
-/// the indexers. External versions keep whichever document is newer, so pages
-/// read at different times and live writes may interleave in any order.
+/// committed later reaches the target another way: into the alias, the live
+/// indexers write it; into a reindex's new index, the reindex copies it from what
+/// the indexers recorded once its registration was in force (`ReindexChanges`,
+/// `catchUp`). External versions keep whichever document is newer, so pages read
+/// at different times and later copies may interleave in any order.
 public struct FullLoader: Sendable {
     public let pool: PostgresPool
     public let writer: BulkWriter
@@ -86,9 +87,15 @@ public struct FullLoader: Sendable {
         return summary
     }
 
-    struct Target: Sendable {
-        let index: String
-        let throughAlias: Bool
+    /// Where documents go: an index, or an alias written with `require_alias` (a write racing the
+    /// alias's removal fails instead of creating a stray index under its name).
+    public struct Target: Sendable {
+        public let index: String
+        public let throughAlias: Bool
+        public init(index: String, throughAlias: Bool) {
+            self.index = index
+            self.throughAlias = throughAlias
+        }
     }
 
     /// One page as its bulk requests, with what a dead letter needs of each document besides its JSON.
@@ -99,7 +106,7 @@ public struct FullLoader: Sendable {
     }
 
     /// Counts one page's outcomes; returns the documents the target refused for good.
-    private func tally(_ outcomes: [[BulkItemOutcome]], of page: EncodedPage, into summary: inout Summary) throws -> [Refused] {
+    func tally(_ outcomes: [[BulkItemOutcome]], of page: EncodedPage, into summary: inout Summary) throws -> [Refused] {
         var refusedHere: [Refused] = []
         var position = 0  // the document's place in the page: one item per document (one target)
         for (request, outcomes) in zip(page.requests, outcomes) {
@@ -129,7 +136,7 @@ public struct FullLoader: Sendable {
     private func page(after cursor: String?, into target: Target) async throws -> EncodedPage {
         let batchSize = self.batchSize
         return try await pool.transaction(isolation: .repeatableReadReadOnly) { connection in
-            var builder = BulkRequestBuilder(targets: [target.index], requireAlias: target.throughAlias, expectedDocuments: batchSize)
+            var builder = BulkRequestBuilder(target: target.index, requireAlias: target.throughAlias, expectedDocuments: batchSize)
             var page = EncodedPage(lastOrderID: cursor)
             while builder.documentCount < batchSize, !builder.hasFull {
                 let limit = min(BulkSizing.documentsPerRead, batchSize - builder.documentCount)
@@ -149,7 +156,7 @@ public struct FullLoader: Sendable {
     }
 
     /// One page's requests, one after another; their outcomes in the same order.
-    private func write(_ page: EncodedPage) async throws -> [[BulkItemOutcome]] {
+    func write(_ page: EncodedPage) async throws -> [[BulkItemOutcome]] {
         var outcomes: [[BulkItemOutcome]] = []
         for request in page.requests { outcomes.append(try await writer.write(request)) }
         return outcomes

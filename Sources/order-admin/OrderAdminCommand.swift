@@ -111,8 +111,15 @@ struct Reindex: AsyncParsableCommand {
             } else {
                 print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
                       + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))")
+                      + (report.caughtUp == 0 ? "" : "; then \(report.caughtUp) documents of orders changed meanwhile")
                       + (report.yielded < .seconds(1) ? "" : "; waited \(Int(report.yielded.seconds)) s for live indexing"))
+                if !report.rejected.isEmpty {
+                    FileHandle.standardError.write(Data("order-admin reindex: the new index refused \(report.rejected.count) changed document(s) after the swap; kept as dead letters (order-admin dead-letters list)\n".utf8))
+                    throw ExitCode.failure
+                }
             }
+        } catch let exit as ExitCode {
+            throw exit  // already explained
         } catch let interrupted as Interrupted {
             progress.finish()
             FileHandle.standardError.write(Data("order-admin reindex: \(interrupted)\n".utf8))

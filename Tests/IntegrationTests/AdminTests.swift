@@ -94,6 +94,43 @@ import Testing
         }
     }
 
+    /// Changes made while the load runs reach the new index through the catch-up, not through the
+    /// live indexer (which writes only into the alias): a customer renamed during the load has all
+    /// its orders under the new name in the new index, new orders are there, and nothing recorded
+    /// is left behind. Every bulk request of the reindex is held 1 s, so the load (6 pages) is
+    /// still running when the live indexer has handled the changes.
+    @Test func changesDuringTheLoadAreCaughtUpFromWhatLiveIndexersRecorded() async throws {
+        try await IndexerHarness.with() { h in
+            let indexer = try h.startIndexer()
+            let renamed = try await h.api.createCustomer(name: "Carla Before")
+            let other = try await h.api.createCustomer(name: "Otto Other")
+            _ = try await h.api.placeOrders(40, customerID: renamed)
+            _ = try await h.api.placeOrders(20, customerID: other)
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            try await withProxiedClient { proxy, proxied in
+                proxy.inject(.delay(.seconds(1)), count: 100, onRequestsStartingWith: "POST /_bulk")
+                async let report = reindexer(h, client: proxied, batchSize: 10).run()
+                #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                    (try? await h.database.count("SELECT count(*) FROM index_targets")) == 1
+                })
+                #expect(try await h.api.client.patch("/customers/\(renamed)", json(["name": "Carla After"])).status == 200)
+                let placed = try await h.api.placeOrders(5, customerID: other)
+                #expect(await eventually(timeout: .seconds(30)) { (try? await h.database.count("SELECT count(*) FROM outbox")) == 0 })
+                let done = try await report
+                #expect(done.caughtUp >= 45, "\(done.caughtUp)")
+                #expect(try await h.elasticsearch.aliasTargets(h.alias) == [done.newIndex])
+                try await h.elasticsearch.refresh(done.newIndex)
+                let renamedQuery: JSONValue = ["term": ["customer.name.raw": "Carla After"]]
+                #expect(try await h.elasticsearch.count(done.newIndex, query: renamedQuery) == 40)
+                let placedQuery: JSONValue = ["terms": ["order_id": .array(placed.map { .string($0) })]]
+                #expect(try await h.elasticsearch.count(done.newIndex, query: placedQuery) == 5)
+                #expect(try await h.elasticsearch.count(done.newIndex) == 65)
+            }
+            #expect(try await h.database.count("SELECT count(*) FROM reindex_changes") == 0)
+            await indexer.stop()
+        }
+    }
+
     /// A full load keeps as many bulk requests out as asked (`reindex --requests-in-flight`). Every
     /// bulk request is held 2 s by the proxy: 1 s in, that many have arrived, and the load still
     /// writes every order once.
@@ -143,7 +180,7 @@ import Testing
     }
 
     /// A reindex killed mid-load leaves its registration and half-loaded index, but its lock went
-    /// with its session: live indexers stop writing into that index, and the next reindex removes both.
+    /// with its session: live indexers record nothing for it, and the next reindex removes both.
     @Test func aKilledReindexLeavesNothingInForce() async throws {
         try await IndexerHarness.with() { h in
             let indexer = try h.startIndexer()
@@ -159,6 +196,7 @@ import Testing
             #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
             try await h.elasticsearch.refresh(abandoned)
             #expect(try await h.elasticsearch.count(abandoned) == 0)
+            #expect(try await h.database.count("SELECT count(*) FROM reindex_changes") == 0)  // nothing recorded for it
             let report = try await reindexer(h).run()
             #expect(try await !h.elasticsearch.indexExists(abandoned))
             #expect(try await h.database.count("SELECT count(*) FROM index_targets") == 0)

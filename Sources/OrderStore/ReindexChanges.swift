@@ -1,0 +1,60 @@
+import LibPQClient
+
+/// The changes a running reindex still has to copy into its new index: one row per aggregate of
+/// each event a live indexer claimed while the reindex was registered (`reindex_changes`).
+///
+/// Why that is every change the load can have missed: the load reads each page after the
+/// registration committed, so a page holds every change committed before it was read. A change
+/// committed after that has its event claimed later still, by a claim statement that starts after
+/// the registration committed and so sees it (while the reindex holds its lock) and records the
+/// aggregate in the same statement (`recordClaimedSQL`). The reindex reads the current documents
+/// of what was recorded, which are at least as new as the recorded change; external versions
+/// keep whichever write is newer, in the new index as in the live one.
+///
+/// Rows are read oldest first and deleted by their `seq` once their documents were acknowledged;
+/// a row that commits late (out of `seq` order) is read by a later pass, never skipped, since
+/// nothing is read past a cursor.
+public enum ReindexChanges {
+    /// Appended to the claim's `WITH`: records the aggregates of the claimed events (`claimed`,
+    /// with `aggregate_type` and `aggregate_id`) for every registered target in force. No target,
+    /// no row: without a reindex the claim only pays a lookup of the empty `index_targets`.
+    public static let recordClaimedSQL = """
+        recorded AS (
+            INSERT INTO reindex_changes (target, aggregate_type, aggregate_id)
+            SELECT DISTINCT t.index_name, c.aggregate_type, c.aggregate_id
+            FROM claimed c CROSS JOIN index_targets t
+            WHERE \(AdvisoryLock.reindex.isHeldSQL))
+        """
+
+    public struct Change: Sendable, Equatable {
+        public let seq: Int64
+        public let aggregateType: String
+        public let aggregateID: String
+    }
+
+    /// The oldest `limit` changes recorded for `target`.
+    public static func oldest(for target: String, limit: Int, on connection: LibPQConnection) throws -> [Change] {
+        try connection.query("""
+            SELECT seq, aggregate_type, aggregate_id FROM reindex_changes WHERE target = $1 ORDER BY seq LIMIT $2
+            """, [target, limit]).map {
+            Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
+        }
+    }
+
+    /// Forgets changes whose documents were acknowledged by the new index.
+    public static func remove(_ changes: [Change], of target: String, from pool: PostgresPool) async throws {
+        guard !changes.isEmpty else { return }
+        try await pool.query("DELETE FROM reindex_changes WHERE target = $1 AND seq = ANY($2::text[]::bigint[])",
+                             [target, PostgresTextArray(changes.map { String($0.seq) })])
+    }
+
+    /// Forgets everything recorded for `target` (its reindex finished or stopped), or for every
+    /// target (a reindex starting under the lock: whatever is there was left by one that died).
+    public static func removeAll(for target: String? = nil, from pool: PostgresPool) async throws {
+        if let target {
+            try await pool.query("DELETE FROM reindex_changes WHERE target = $1", [target])
+        } else {
+            try await pool.query("DELETE FROM reindex_changes")
+        }
+    }
+}
