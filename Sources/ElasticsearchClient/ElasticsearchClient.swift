@@ -154,16 +154,35 @@ public final class ElasticsearchClient: Sendable {
 
     // MARK: - cluster
 
-    /// Whether the cluster answers a read of `index` (an alias) with these credentials: a count, which
-    /// the `read` privilege allows, where `GET /` needs the cluster `monitor` privilege that a
-    /// least-privilege API key lacks. An index that does not exist yet (404) still answers.
-    public func ping(_ index: String) async -> Bool { await ping(index, timeout: .seconds(2)) }
+    /// What a read of an index (or alias) answered.
+    public enum ReadProbe: Sendable, Equatable {
+        /// It exists and these credentials may read it.
+        case readable
+        /// The cluster answered that it does not exist (yet).
+        case missing
+        /// No answer in time, or any other answer (refused credentials, a sick cluster).
+        case failed
+    }
+
+    /// Reads `index` (an alias) with these credentials: a count, which the `read` privilege allows,
+    /// where `GET /` needs the cluster `monitor` privilege that a least-privilege API key lacks.
+    public func probe(_ index: String) async -> ReadProbe { await probe(index, timeout: .seconds(2)) }
+
+    /// `probe(_:)` with a wait of the caller's choosing.
+    public func probe(_ index: String, timeout: Duration) async -> ReadProbe {
+        switch try? await send("GET", "/\(Self.escape(index))/_count", timeout: timeout).status {
+        case 200: .readable
+        case 404: .missing
+        default: .failed
+        }
+    }
+
+    /// Whether the cluster answers at all: an index that does not exist yet (404) counts, as for a
+    /// writer that creates it.
+    public func ping(_ index: String) async -> Bool { await probe(index) != .failed }
 
     /// `ping(_:)` with a wait of the caller's choosing.
-    public func ping(_ index: String, timeout: Duration) async -> Bool {
-        let status = try? await send("GET", "/\(Self.escape(index))/_count", timeout: timeout).status
-        return status == 200 || status == 404
-    }
+    public func ping(_ index: String, timeout: Duration) async -> Bool { await probe(index, timeout: timeout) != .failed }
 
     public struct ClusterInfo: Sendable, Equatable {
         public enum Flavour: String, Sendable { case elasticsearch, opensearch }

@@ -10,7 +10,9 @@ public func buildSearchRouter(client: some SearchBackend, alias: String, auth: A
                               consistency: ConsistencyWaitPolicy = .init(), logger: Logger) -> Router<AppRequestContext> {
     let publicPaths = AuthenticationMiddleware.defaultPublicPaths.union(StaffPage.paths)
     let router = makeServiceRouter(auth: auth, openAPIDocument: searchAPIDocument, isPublic: { publicPaths.contains($0) }) {
-        await client.ping(alias) ? nil : "elasticsearch"
+        // Ready only when the alias can be read: with the cluster up but no index behind the alias
+        // (a cluster that came back empty, before the indexers' rebuild), every search gets 503.
+        await client.probe(alias) == .readable ? nil : "elasticsearch"
     }
     StaffPage.addRoutes(to: router)
     let search = SearchHandlers(client: client, alias: alias, signer: signer, consistency: consistency,

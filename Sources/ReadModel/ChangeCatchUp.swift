@@ -69,10 +69,7 @@ extension FullLoader {
             let page = try await pool.withConnection { connection in
                 var builder = BulkRequestBuilder(target: target.index, requireAlias: target.throughAlias, expectedDocuments: chunk.count)
                 var page = EncodedPage()
-                for document in try OrderDocumentSource.documents(ids: Array(chunk), on: connection) {
-                    builder.add(document)
-                    page.stamps.append((document.version, document.updatedAt.millisecondsSinceEpoch))
-                }
+                for document in try OrderDocumentSource.documents(ids: Array(chunk), on: connection) { page.append(document, to: &builder) }
                 page.requests = builder.takeAll()
                 return page
             }

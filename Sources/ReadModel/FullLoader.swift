@@ -103,6 +103,13 @@ public struct FullLoader: Sendable {
         var requests: [BulkRequest] = []
         var stamps: [(orderVersion: Int, updatedAtMs: Int64)] = []
         var lastOrderID: String?
+
+        /// Adds `document` to `builder` and keeps its stamp, so that stamps stay one per document,
+        /// in the requests' order (`tally` finds a refused document's stamp by its position).
+        mutating func append(_ document: OrderDocument, to builder: inout BulkRequestBuilder) {
+            builder.add(document)
+            stamps.append((document.version, document.updatedAt.millisecondsSinceEpoch))
+        }
     }
 
     /// Counts one page's outcomes; returns the documents the target refused for good.
@@ -141,10 +148,7 @@ public struct FullLoader: Sendable {
             while builder.documentCount < batchSize, !builder.hasFull {
                 let limit = min(BulkSizing.documentsPerRead, batchSize - builder.documentCount)
                 let part = try OrderDocumentSource.page(after: page.lastOrderID, limit: limit, on: connection)
-                for document in part {
-                    builder.add(document)
-                    page.stamps.append((document.version, document.updatedAt.millisecondsSinceEpoch))
-                }
+                for document in part { page.append(document, to: &builder) }
                 guard let last = part.last else { break }
                 page.lastOrderID = last.orderID
                 if part.count < limit { break }

@@ -44,7 +44,7 @@ import TokenSigning
             id == "ord_1" ? (SearchRouterTests.source(id: "ord_1", customer: "cus_a"), 1) : nil
         }
 
-        func ping(_ index: String) async -> Bool { true }
+        func probe(_ index: String) async -> ElasticsearchClient.ReadProbe { .readable }
     }
 
     static let secret = String(repeating: "r", count: 40)

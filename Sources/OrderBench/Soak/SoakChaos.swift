@@ -24,6 +24,9 @@ public final class SoakChaos: Sendable {
         /// How long each reindex ran (succeeded or not).
         var reindexSeconds: [Double] = []
         var postgresRestartFailures = 0
+        /// The last lines a failed `order-admin` printed (its progress or error), by command: the
+        /// report keeps what its output file, removed afterwards, said.
+        var adminLastWords: [String: String] = [:]
         /// After osmem-server came back empty: documents the self-heal rebuild wrote per second (the
         /// orders PostgreSQL had then), from the moment the server answered again to the moment the
         /// rebuild had every document acknowledged. The detection is included: on a small data set the
@@ -162,8 +165,13 @@ public final class SoakChaos: Sendable {
         }
         let seconds = (ContinuousClock.now - started).seconds
         guard status != 0 else { return seconds }
-        outcome.withLock { $0[keyPath: failures] += 1 }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        // Two lines: a stopped reindex's last progress line comes before its "interrupted".
+        let lastLines = printed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).suffix(2).joined(separator: " | ")
+        outcome.withLock {
+            $0[keyPath: failures] += 1
+            $0.adminLastWords[arguments[0]] = String(lastLines.suffix(300))
+        }
         logger.warning("order-admin failed", metadata: [
             "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "stopped after \(Int(within.seconds)) s")",
             "soak.seconds": "\(Int(seconds))", "soak.output": "\(printed.suffix(800))",
