@@ -32,10 +32,22 @@ public enum ReindexChanges {
         public let aggregateID: String
     }
 
-    /// The oldest `limit` changes recorded for `target`.
+    /// The oldest `limit` changes recorded for `target`, with up to `limit` later ones of the same
+    /// aggregates: an order placed, paid and shipped while the reindex loaded is copied once, not
+    /// three times, and a customer renamed twice has its orders copied once. Taking the later rows
+    /// along is safe because each of them committed before this read, after the change it records,
+    /// and the documents are read after this read, so they hold that change.
+    ///
+    /// The result starts with the oldest `limit` rows, so it has fewer than `limit` only when fewer
+    /// are recorded (`FullLoader.CatchUpEnd.fewerThan`). Rows of the same aggregates are found by a
+    /// scan of the target's rows (no index on the aggregate: every claim would pay for one while a
+    /// reindex runs; a scan of tens of thousands of rows per page of changes costs milliseconds).
     public static func oldest(for target: String, limit: Int, on connection: LibPQConnection) throws -> [Change] {
         try connection.query("""
-            SELECT seq, aggregate_type, aggregate_id FROM reindex_changes WHERE target = $1 ORDER BY seq LIMIT $2
+            WITH oldest AS (SELECT aggregate_type, aggregate_id FROM reindex_changes WHERE target = $1 ORDER BY seq LIMIT $2)
+            SELECT seq, aggregate_type, aggregate_id FROM reindex_changes
+            WHERE target = $1 AND (aggregate_type, aggregate_id) IN (SELECT aggregate_type, aggregate_id FROM oldest)
+            ORDER BY seq LIMIT 2 * $2::bigint
             """, [target, limit]).map {
             Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
         }

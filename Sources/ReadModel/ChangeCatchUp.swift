@@ -5,8 +5,9 @@ import OrderStore
 extension FullLoader {
     /// When a catch-up stops.
     public enum CatchUpEnd: Sendable {
-        /// Once a read of recorded changes finds fewer than this many: what is left is small
-        /// enough to follow the alias swap (changes keep coming while the live indexers run).
+        /// Once a read of recorded changes finds fewer than this many (at most the loader's
+        /// `batchSize`, the read's size): what is left is small enough to follow the alias swap
+        /// (changes keep coming while the live indexers run).
         case fewerThan(Int)
         /// Once nothing is recorded: after the swap, when nothing records new changes any more.
         case empty

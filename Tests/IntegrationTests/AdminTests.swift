@@ -131,6 +131,32 @@ import Testing
         }
     }
 
+    /// The catch-up copies each changed order once however often it was recorded, and a customer's
+    /// orders once however often the customer was: a read of the oldest changes takes the later
+    /// ones of the same aggregates along. Pages of two changes; recorded: A, A, Y, B, A, Y, C (Y a
+    /// customer with two orders) makes A, then B and Y's two, then C: five documents, where reading
+    /// page by page alone would copy eight. Every recorded row is gone afterwards.
+    @Test func theCatchUpCopiesAnAggregateOnceHoweverOftenItWasRecorded() async throws {
+        try await IndexerHarness.with() { h in
+            let x = try await h.api.createCustomer(), y = try await h.api.createCustomer()
+            let xs = try await h.api.placeOrders(3, customerID: x)
+            _ = try await h.api.placeOrders(2, customerID: y)
+            let index = "\(h.alias)_catch_up_once"
+            _ = try await h.elasticsearch.createIndex(index, body: try IndexLayout.mapping())
+            let recorded = [("order", xs[0]), ("order", xs[0]), ("customer", y), ("order", xs[1]), ("order", xs[0]), ("customer", y), ("order", xs[2])]
+            for (type, id) in recorded {
+                try await h.database.pool.query("INSERT INTO reindex_changes (target, aggregate_type, aggregate_id) VALUES ('t', $1, $2)", [type, id])
+            }
+            let loader = FullLoader(pool: h.database.pool, writer: BulkWriter(client: h.elasticsearch, logger: TestEnvironment.logger),
+                                    batchSize: 2, logger: TestEnvironment.logger)
+            let summary = try await loader.catchUp(recordedFor: "t", into: .init(index: index, throughAlias: false), until: .empty)
+            #expect(summary.documents == 5)
+            #expect(try await h.database.count("SELECT count(*) FROM reindex_changes") == 0)
+            try await h.elasticsearch.refresh(index)
+            #expect(try await h.elasticsearch.count(index) == 5)
+        }
+    }
+
     /// A full load keeps as many bulk requests out as asked (`reindex --requests-in-flight`). Every
     /// bulk request is held 2 s by the proxy: 1 s in, that many have arrived, and the load still
     /// writes every order once.
