@@ -177,7 +177,8 @@ public struct Reindexer: Sendable {
             }
             let loadTarget = FullLoader.Target(index: catchUp, throughAlias: true)
             let caughtUp = try await Self.step("catching up with the changes made while loading") {
-                try await loader.catchUp(recordedFor: catchUp, into: loadTarget, until: .fewerThan(options.batchSize), refused: keep)
+                try await loader.catchUp(recordedFor: catchUp, into: loadTarget, until: .fewerThan(options.batchSize),
+                                         progress: logCatchUp(afterSwap: false), refused: keep)
             }
             let rejected = summary.rejected + caughtUp.rejected
             guard rejected == 0 else { throw ReindexError.rejectedDocuments(rejected) }
@@ -223,7 +224,8 @@ public struct Reindexer: Sendable {
     private func catchUpAfterSwap(_ loader: FullLoader, registration: String, newIndex: String) async throws -> (documents: Int, rejected: [String]) {
         var rejected: [String] = []
         do {
-            let summary = try await loader.catchUp(recordedFor: registration, into: .init(index: layout.alias, throughAlias: true), until: .empty) { refused in
+            let summary = try await loader.catchUp(recordedFor: registration, into: .init(index: layout.alias, throughAlias: true), until: .empty,
+                                                   progress: logCatchUp(afterSwap: true)) { refused in
                 try await keep(refused)
                 rejected += refused.map(\.orderID)
             }
@@ -233,6 +235,14 @@ public struct Reindexer: Sendable {
             return (summary.documents, rejected)
         } catch {
             throw ReindexError.incompleteAfterSwap(newIndex: newIndex, underlying: "\(error)")
+        }
+    }
+
+    /// One log line per read of recorded changes (info; `order-admin` logs at info by default).
+    private func logCatchUp(afterSwap: Bool) -> (Int, Int) -> Void {
+        { [logger] copied, left in
+            logger.info(afterSwap ? "catching up after the swap" : "catching up with the changes made while loading",
+                        metadata: ["reindex.copied": "\(copied)", "reindex.changes_left": "\(left)"])
         }
     }
 

@@ -53,6 +53,11 @@ public enum ReindexChanges {
         }
     }
 
+    /// How many changes are recorded for `target` (for a catch-up's progress line).
+    public static func count(for target: String, on pool: PostgresPool) async throws -> Int {
+        try await pool.query("SELECT count(*) FROM reindex_changes WHERE target = $1", [target]).first?.int(0) ?? 0
+    }
+
     /// Forgets changes whose documents were acknowledged by the new index.
     public static func remove(_ changes: [Change], of target: String, from pool: PostgresPool) async throws {
         guard !changes.isEmpty else { return }

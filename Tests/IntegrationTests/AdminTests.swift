@@ -135,7 +135,8 @@ import Testing
     /// orders once however often the customer was: a read of the oldest changes takes the later
     /// ones of the same aggregates along. Pages of two changes; recorded: A, A, Y, B, A, Y, C (Y a
     /// customer with two orders) makes A, then B and Y's two, then C: five documents, where reading
-    /// page by page alone would copy eight. Every recorded row is gone afterwards.
+    /// page by page alone would copy eight. Each read reports its progress; every recorded row is
+    /// gone afterwards.
     @Test func theCatchUpCopiesAnAggregateOnceHoweverOftenItWasRecorded() async throws {
         try await IndexerHarness.with() { h in
             let x = try await h.api.createCustomer(), y = try await h.api.createCustomer()
@@ -149,8 +150,11 @@ import Testing
             }
             let loader = FullLoader(pool: h.database.pool, writer: BulkWriter(client: h.elasticsearch, logger: TestEnvironment.logger),
                                     batchSize: 2, logger: TestEnvironment.logger)
-            let summary = try await loader.catchUp(recordedFor: "t", into: .init(index: index, throughAlias: false), until: .empty)
+            var passes: [[Int]] = []
+            let summary = try await loader.catchUp(recordedFor: "t", into: .init(index: index, throughAlias: false), until: .empty,
+                                                   progress: { passes.append([$0, $1]) })
             #expect(summary.documents == 5)
+            #expect(passes == [[1, 4], [4, 1], [5, 0]])  // documents copied so far, changes still recorded
             #expect(try await h.database.count("SELECT count(*) FROM reindex_changes") == 0)
             try await h.elasticsearch.refresh(index)
             #expect(try await h.elasticsearch.count(index) == 5)

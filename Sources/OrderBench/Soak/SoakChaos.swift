@@ -157,7 +157,9 @@ public final class SoakChaos: Sendable {
         var status: Int32?
         do {
             let child = try stack.env.launch("order-admin", arguments, environment: [
-                "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias, "LOG_LEVEL": "error",
+                "DATABASE_URL": stack.databaseURL, "ELASTICSEARCH_URL": stack.osmemURL, "ORDERS_INDEX": stack.alias,
+                // Info: a reindex's catch-up reports its progress in log lines (kept when it fails).
+                "LOG_LEVEL": "info",
             ], outputPath: output)
             status = await child.waitForExit(within: within, grace: .seconds(60))
         } catch {
@@ -166,11 +168,12 @@ public final class SoakChaos: Sendable {
         let seconds = (ContinuousClock.now - started).seconds
         guard status != 0 else { return seconds }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        // Two lines: a stopped reindex's last progress line comes before its "interrupted".
-        let lastLines = printed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).suffix(2).joined(separator: " | ")
+        // Three lines: a stopped reindex's last progress line comes before its "interrupted" and its
+        // clean-up's.
+        let lastLines = printed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).suffix(3).joined(separator: " | ")
         outcome.withLock {
             $0[keyPath: failures] += 1
-            $0.adminLastWords[arguments[0]] = String(lastLines.suffix(300))
+            $0.adminLastWords[arguments[0]] = String(lastLines.suffix(800))
         }
         logger.warning("order-admin failed", metadata: [
             "soak.command": "\(arguments.joined(separator: " "))", "soak.status": "\(status.map(String.init) ?? "stopped after \(Int(within.seconds)) s")",
