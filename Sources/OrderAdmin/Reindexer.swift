@@ -161,6 +161,7 @@ public struct Reindexer: Sendable {
         }
         do {
             let catchUp = layout.catchUpAlias(of: newIndex)
+            loader.forgettingChangesRecordedFor = catchUp
             try await Self.step("registering the new index for catch-up") {
                 try await retryingWhileBusy(client) { try await client.updateAliases([.add(index: newIndex, alias: catchUp)], timeout: $0) }
                 try await pool.query("INSERT INTO index_targets (index_name) VALUES ($1)", [catchUp])

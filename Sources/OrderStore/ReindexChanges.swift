@@ -1,4 +1,5 @@
 import LibPQClient
+import OrderDomain
 
 /// The changes a running reindex still has to copy into its new index: one row per aggregate of
 /// each event a live indexer claimed while the reindex was registered (`reindex_changes`).
@@ -49,6 +50,22 @@ public enum ReindexChanges {
             WHERE target = $1 AND (aggregate_type, aggregate_id) IN (SELECT aggregate_type, aggregate_id FROM oldest)
             ORDER BY seq LIMIT 2 * $2::bigint
             """, [target, limit]).map {
+            Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
+        }
+    }
+
+    /// The changes recorded for `target` on the orders `orderIDs` that this connection's snapshot
+    /// sees. Read in the transaction that read those orders' documents (a repeatable-read snapshot),
+    /// each of them committed before the documents were read, after the change it records: the
+    /// documents hold those changes, and once they are acknowledged the records can go (the load
+    /// covers them; the catch-up would only copy the same documents again). Customers' records stay:
+    /// a customer's orders are spread over pages the load read before.
+    public static func covered(orders orderIDs: [String], for target: String, on connection: LibPQConnection) throws -> [Change] {
+        guard !orderIDs.isEmpty else { return [] }
+        return try connection.query("""
+            SELECT seq, aggregate_type, aggregate_id FROM reindex_changes
+            WHERE target = $1 AND aggregate_type = $2 AND aggregate_id = ANY($3::text[])
+            """, [target, DomainEvent.AggregateType.order.rawValue, PostgresTextArray(orderIDs)]).map {
             Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
         }
     }

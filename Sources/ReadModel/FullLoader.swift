@@ -2,6 +2,7 @@ import ElasticsearchClient
 import JSONSupport
 import Logging
 import LibPQClient
+import OrderStore
 
 /// Streams every order into an index in keyset-paginated batches (memory does not
 /// grow with the table), with external versions so that it overlaps with live
@@ -13,7 +14,8 @@ import LibPQClient
 /// committed later reaches the target another way: into the alias, the live
 /// indexers write it; into a reindex's new index, the reindex copies it from what
 /// the indexers recorded once its registration was in force (`ReindexChanges`,
-/// `catchUp`). External versions keep whichever document is newer, so pages read
+/// `catchUp`; a page forgets the records of its own orders it saw, whose changes its
+/// documents hold). External versions keep whichever document is newer, so pages read
 /// at different times and later copies may interleave in any order.
 public struct FullLoader: Sendable {
     public let pool: PostgresPool
@@ -23,6 +25,10 @@ public struct FullLoader: Sendable {
     public var requestsInFlight: Int
     /// Awaited before each page is sent: a reindex waits here while live indexing is behind.
     public var beforeEachPage: @Sendable () async throws -> Void = {}
+    /// A reindex's registration: the changes live indexers recorded for it on orders that a page
+    /// then read are forgotten once the page is acknowledged (`ReindexChanges.covered`), so that
+    /// its catch-up copies only what the load did not already hold.
+    public var forgettingChangesRecordedFor: String?
     let logger: Logger
 
     public init(pool: PostgresPool, writer: BulkWriter, batchSize: Int = 2000, requestsInFlight: Int = 1, logger: Logger) {
@@ -81,6 +87,9 @@ public struct FullLoader: Sendable {
                 out -= 1
                 let refusedHere = try tally(outcomes, of: page, into: &summary)
                 if !refusedHere.isEmpty { try await refused(refusedHere) }
+                if let registration = forgettingChangesRecordedFor {
+                    try await ReindexChanges.remove(page.coveredChanges, of: registration, from: pool)
+                }
                 progress(summary.documents + summary.rejected)
             }
         }
@@ -103,6 +112,8 @@ public struct FullLoader: Sendable {
         var requests: [BulkRequest] = []
         var stamps: [(orderVersion: Int, updatedAtMs: Int64)] = []
         var lastOrderID: String?
+        /// Changes recorded for a reindex that this page's documents hold (`forgettingChangesRecordedFor`).
+        var coveredChanges: [ReindexChanges.Change] = []
 
         /// Adds `document` to `builder` and keeps its stamp, so that stamps stay one per document,
         /// in the requests' order (`tally` finds a refused document's stamp by its position).
@@ -141,18 +152,22 @@ public struct FullLoader: Sendable {
     /// It ends at `batchSize` documents, or once a request is full (large orders): a page holds
     /// about one request's bytes at most, whatever its orders hold.
     private func page(after cursor: String?, into target: Target) async throws -> EncodedPage {
-        let batchSize = self.batchSize
+        let (batchSize, registration) = (self.batchSize, forgettingChangesRecordedFor)
         return try await pool.transaction(isolation: .repeatableReadReadOnly) { connection in
             var builder = BulkRequestBuilder(target: target.index, requireAlias: target.throughAlias, expectedDocuments: batchSize)
             var page = EncodedPage(lastOrderID: cursor)
+            var ids: [String] = []
             while builder.documentCount < batchSize, !builder.hasFull {
                 let limit = min(BulkSizing.documentsPerRead, batchSize - builder.documentCount)
                 let part = try OrderDocumentSource.page(after: page.lastOrderID, limit: limit, on: connection)
                 for document in part { page.append(document, to: &builder) }
+                if registration != nil { ids += part.map(\.orderID) }
                 guard let last = part.last else { break }
                 page.lastOrderID = last.orderID
                 if part.count < limit { break }
             }
+            // In the same snapshot as the documents (repeatable read): what it sees, they hold.
+            if let registration { page.coveredChanges = try ReindexChanges.covered(orders: ids, for: registration, on: connection) }
             page.requests = builder.takeAll()
             if page.requests.isEmpty { page.lastOrderID = nil }
             return page

@@ -161,6 +161,28 @@ import Testing
         }
     }
 
+    /// A reindex's load forgets what live indexers recorded for it on the orders its pages then read
+    /// (their documents hold those changes), once the page is acknowledged; a customer's records
+    /// stay (its orders are spread over pages read before), as do other registrations' records.
+    @Test func theLoadForgetsTheRecordsOfOrdersItRead() async throws {
+        try await IndexerHarness.with() { h in
+            let x = try await h.api.createCustomer(), y = try await h.api.createCustomer()
+            let xs = try await h.api.placeOrders(3, customerID: x)
+            for (target, type, id) in [("t", "order", xs[0]), ("t", "order", xs[2]), ("t", "customer", y), ("t", "order", xs[0]), ("u", "order", xs[1])] {
+                try await h.database.pool.query("INSERT INTO reindex_changes (target, aggregate_type, aggregate_id) VALUES ($1, $2, $3)", [target, type, id])
+            }
+            let index = "\(h.alias)_load_forgets"
+            _ = try await h.elasticsearch.createIndex(index, body: try IndexLayout.mapping())
+            var loader = FullLoader(pool: h.database.pool, writer: BulkWriter(client: h.elasticsearch, logger: TestEnvironment.logger),
+                                    batchSize: 2, logger: TestEnvironment.logger)
+            loader.forgettingChangesRecordedFor = "t"
+            #expect(try await loader.load(into: index, throughAlias: false).documents == 3)
+            let left = try await h.database.pool.query("SELECT target, aggregate_type, aggregate_id FROM reindex_changes ORDER BY seq")
+                .map { [$0.string("target"), $0.string("aggregate_type"), $0.string("aggregate_id")] }
+            #expect(left == [["t", "customer", y], ["u", "order", xs[1]]])
+        }
+    }
+
     /// A full load keeps as many bulk requests out as asked (`reindex --requests-in-flight`). Every
     /// bulk request is held 2 s by the proxy: 1 s in, that many have arrived, and the load still
     /// writes every order once.
