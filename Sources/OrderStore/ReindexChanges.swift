@@ -40,9 +40,8 @@ public enum ReindexChanges {
     /// and the documents are read after this read, so they hold that change.
     ///
     /// The result starts with the oldest `limit` rows, so it has fewer than `limit` only when fewer
-    /// are recorded (`FullLoader.CatchUpEnd.fewerThan`). Rows of the same aggregates are found by a
-    /// scan of the target's rows (no index on the aggregate: every claim would pay for one while a
-    /// reindex runs; a scan of tens of thousands of rows per page of changes costs milliseconds).
+    /// are recorded (`FullLoader.CatchUpEnd.fewerThan`). Rows of the same aggregates are found
+    /// through the index by aggregate (migration 0005).
     public static func oldest(for target: String, limit: Int, on connection: LibPQConnection) throws -> [Change] {
         try connection.query("""
             WITH oldest AS (SELECT aggregate_type, aggregate_id FROM reindex_changes WHERE target = $1 ORDER BY seq LIMIT $2)
