@@ -239,9 +239,11 @@ public struct Reindexer: Sendable {
         }
     }
 
-    /// One log line per read of recorded changes (info; `order-admin` logs at info by default).
-    private func logCatchUp(afterSwap: Bool) -> (Int, Int) -> Void {
-        { [logger] copied, left in
+    /// One log line per read of recorded changes (info; `order-admin` logs at info by default), or
+    /// nothing (and no count of the changes left) when info lines are not logged.
+    private func logCatchUp(afterSwap: Bool) -> ((Int, Int) -> Void)? {
+        guard logger.logLevel <= .info else { return nil }
+        return { [logger] copied, left in
             logger.info(afterSwap ? "catching up after the swap" : "catching up with the changes made while loading",
                         metadata: ["reindex.copied": "\(copied)", "reindex.changes_left": "\(left)"])
         }

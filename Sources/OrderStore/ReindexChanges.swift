@@ -48,9 +48,7 @@ public enum ReindexChanges {
             SELECT seq, aggregate_type, aggregate_id FROM reindex_changes
             WHERE target = $1 AND (aggregate_type, aggregate_id) IN (SELECT aggregate_type, aggregate_id FROM oldest)
             ORDER BY seq LIMIT 2 * $2::bigint
-            """, [target, limit]).map {
-            Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
-        }
+            """, [target, limit]).map(Change.init(row:))
     }
 
     /// The changes recorded for `target` on the orders `orderIDs` that this connection's snapshot
@@ -64,9 +62,7 @@ public enum ReindexChanges {
         return try connection.query("""
             SELECT seq, aggregate_type, aggregate_id FROM reindex_changes
             WHERE target = $1 AND aggregate_type = $2 AND aggregate_id = ANY($3::text[])
-            """, [target, DomainEvent.AggregateType.order.rawValue, PostgresTextArray(orderIDs)]).map {
-            Change(seq: $0.int64("seq")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!)
-        }
+            """, [target, DomainEvent.AggregateType.order.rawValue, PostgresTextArray(orderIDs)]).map(Change.init(row:))
     }
 
     /// How many changes are recorded for `target` (for a catch-up's progress line).
@@ -89,5 +85,12 @@ public enum ReindexChanges {
         } else {
             try await pool.query("DELETE FROM reindex_changes")
         }
+    }
+}
+
+extension ReindexChanges.Change {
+    /// A row with `seq`, `aggregate_type` and `aggregate_id`.
+    init(row: PostgresRow) {
+        self.init(seq: row.int64("seq")!, aggregateType: row.string("aggregate_type")!, aggregateID: row.string("aggregate_id")!)
     }
 }

@@ -18,10 +18,10 @@ extension FullLoader {
     /// customers, whose events they claimed. `batchSize` changes at a time, oldest first, each
     /// forgotten once its documents were acknowledged; each read of PostgreSQL is a short
     /// transaction of its own. Refused documents go to `refused` like the load's. After each read's
-    /// documents, `progress` gets the documents copied so far and the changes still recorded: a
+    /// documents, `progress` (when given: it costs a count) gets the documents copied so far and the changes still recorded: a
     /// catch-up beside a heavy live load can take minutes, and whether it converges is the question.
     public func catchUp(recordedFor registration: String, into target: Target, until end: CatchUpEnd,
-                        progress: (_ copied: Int, _ changesLeft: Int) -> Void = { _, _ in },
+                        progress: ((_ copied: Int, _ changesLeft: Int) -> Void)? = nil,
                         refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
         var summary = Summary()
         while true {
@@ -33,7 +33,7 @@ extension FullLoader {
             try await copy(orders, into: target, summary: &summary, refused: refused)
             for customer in customers { try await copyOrders(ofCustomer: customer, into: target, summary: &summary, refused: refused) }
             try await ReindexChanges.remove(changes, of: registration, from: pool)
-            progress(summary.documents + summary.rejected, try await ReindexChanges.count(for: registration, on: pool))
+            if let progress { progress(summary.documents + summary.rejected, try await ReindexChanges.count(for: registration, on: pool)) }
             if case .fewerThan(let few) = end, changes.count < few { return summary }
         }
     }
