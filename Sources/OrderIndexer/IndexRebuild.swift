@@ -5,11 +5,13 @@ import ReadModel
 
 extension IndexerService {
     /// Creates index and alias when missing and refills the new index from PostgreSQL
-    /// (guarantee 5). An advisory lock makes exactly one indexer process do it; workers go
-    /// on indexing new events meanwhile (external versions keep the overlap harmless).
+    /// (guarantee 5). An advisory lock makes exactly one indexer process do it; new events
+    /// wait in the outbox meanwhile (no worker claims while the rebuild is registered,
+    /// `IndexRebuilds`) and drain in large batches once it is done. A batch claimed just before
+    /// the registration may still land in the new index: external versions keep that harmless.
     ///
-    /// A row in `index_rebuilds`, written before the alias is created and deleted after the
-    /// load, makes the rebuild survive its indexer: a rebuild killed half-way leaves the row,
+    /// The registration (`IndexRebuilds`), written before the alias is created and removed after
+    /// the load, makes the rebuild survive its indexer: a rebuild killed half-way leaves it,
     /// and whichever indexer next gets the lock loads everything again into the alias.
     func rebuildIfMissing() async {
         do {
@@ -34,7 +36,7 @@ extension IndexerService {
     /// The alias is missing, or a rebuild was started and has not finished (under way
     /// elsewhere, or abandoned by a killed indexer).
     private func needsRebuild() async throws -> Bool {
-        let underWay = try await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [layout.alias]).isEmpty
+        let underWay = try await IndexRebuilds.isUnderWay(for: layout.alias, on: pool)
         rebuilding.set(underWay)
         if underWay { return true }
         return try await client.aliasTargets(layout.alias).isEmpty
@@ -43,7 +45,7 @@ extension IndexerService {
     /// Under the lock, checked again: another indexer may have finished meanwhile.
     private func rebuildLocked() async throws {
         guard try await needsRebuild() else { return }
-        try await pool.query("INSERT INTO index_rebuilds (alias) VALUES ($1) ON CONFLICT DO NOTHING", [layout.alias])
+        try await IndexRebuilds.begin(for: layout.alias, on: pool)
         rebuilding.set()
         if let created = try await layout.ensureAlias(client) {
             logger.warning("created a new order index; refilling it from PostgreSQL", metadata: ["es.index": "\(created)"])
@@ -52,7 +54,7 @@ extension IndexerService {
         }
         let loader = FullLoader(pool: pool, writer: writer, batchSize: configuration.rebuildBatchSize, logger: logger)
         let summary = try await loader.load(into: layout.alias, throughAlias: true)
-        try await pool.query("DELETE FROM index_rebuilds WHERE alias = $1", [layout.alias])
+        try await IndexRebuilds.finish(for: layout.alias, on: pool)
         rebuilding.set(false)
         logger.info("rebuild finished", metadata: ["es.documents": "\(summary.documents)"])
     }

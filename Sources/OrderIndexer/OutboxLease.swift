@@ -49,11 +49,16 @@ struct OutboxLease: Sendable {
     /// Unique per worker and process start, so a restarted worker never mistakes old leases for its own.
     let owner: String
     let duration: Duration
+    /// The alias this worker indexes into: no claims while it is being rebuilt.
+    let alias: String
 
     /// Claims, and records the claimed aggregates for a running reindex in the same statement
     /// (`ReindexChanges`, which says why that is enough for the reindex to miss nothing). The
     /// statement's snapshot is taken after every claimed event committed, so a reindex registered
     /// before any of them is seen; one that is no longer in force (it no longer holds its lock) is not.
+    ///
+    /// Nothing is claimed for an alias whose self-heal rebuild is under way (`IndexRebuilds`): the
+    /// events stay in the outbox until the rebuild is done.
     ///
     /// `id = ANY(ARRAY(…))`, not `id IN (…)`: for `IN` the planner hashes the chosen ids and
     /// scans the whole outbox to find them, so a claim cost grew with the backlog (38 ms per
@@ -62,7 +67,8 @@ struct OutboxLease: Sendable {
         WITH claimed AS (
             UPDATE outbox SET lease_owner = $2, lease_until = clock_timestamp() + $3::interval, attempts = attempts + 1
             WHERE id = ANY(ARRAY(
-                SELECT id FROM outbox WHERE lease_until IS NULL OR lease_until < clock_timestamp()
+                SELECT id FROM outbox WHERE (lease_until IS NULL OR lease_until < clock_timestamp())
+                    AND \(IndexRebuilds.noneUnderWaySQL(aliasParameter: 4))
                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
             RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, fanout_after,
                       \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))),
@@ -73,7 +79,7 @@ struct OutboxLease: Sendable {
     /// Claims up to `limit` unleased (or lapsed) events, oldest first; one statement, committed
     /// when it returns. Synchronous, so the caller can read on the same visit to the pool.
     func claim(limit: Int, on connection: LibPQConnection) throws -> [ClaimedEvent] {
-        let rows = try connection.queryReconnectingIfStale(Self.claimSQL, [limit, owner, duration])
+        let rows = try connection.queryReconnectingIfStale(Self.claimSQL, [limit, owner, duration, alias])
         return rows.map {
             ClaimedEvent(id: $0.int64("id")!, aggregateType: $0.string("aggregate_type")!, aggregateID: $0.string("aggregate_id")!,
                          aggregateVersion: $0.int("aggregate_version")!, eventType: $0.string("event_type")!,

@@ -59,7 +59,7 @@ public struct OutboxProcessor: Sendable {
         self.writer = writer
         self.layout = layout
         self.configuration = configuration
-        self.lease = OutboxLease(pool: pool, owner: owner, duration: configuration.lease)
+        self.lease = OutboxLease(pool: pool, owner: owner, duration: configuration.lease, alias: layout.alias)
         self.ackTimings = ackTimings
         self.logger = logger
     }

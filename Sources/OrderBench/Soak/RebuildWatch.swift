@@ -1,6 +1,7 @@
 import ElasticsearchClient
 import Foundation
 import LibPQClient
+import OrderStore
 
 /// When the indexers' self-heal rebuild started and finished, read from its `index_rebuilds` row
 /// (written before the alias is created, deleted once every document was acknowledged), so that
@@ -22,7 +23,7 @@ struct RebuildWatch {
         let deadline = ContinuousClock.now + patience
         var started: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
-            let underWay = try? await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [alias]).isEmpty
+            let underWay = try? await IndexRebuilds.isUnderWay(for: alias, on: pool)
             if underWay == true {
                 started = started ?? .now
             } else if underWay == false, let targets = try? await client.aliasTargets(alias), !targets.isEmpty {
