@@ -6,10 +6,11 @@ import LibPQClient
 ///
 /// While a row is there no worker of any indexer claims events for that alias
 /// (`noneUnderWaySQL`): the rebuild writes every order anyway, and live batches sent into the
-/// index it is filling only make the search server do that work twice. In 30-minute soaks the
+/// index it is filling only make the search server do that work twice. In a 30-minute soak the
 /// other indexers' workers, coming out of their backoff after the outage, drained most of an
-/// 11,000-event backlog into the index while it was rebuilt (a process learns of another's
-/// rebuild only at its next alias check), and the rebuild ran at 0.59x raw `_bulk`.
+/// 11,000-event backlog into the index while it was rebuilt: a process learns of another's
+/// rebuild only at its next alias check (`IndexerService.rebuilding`, which then also spares
+/// its workers the empty claims).
 public enum IndexRebuilds {
     /// A condition for the claim: no rebuild of the alias given as parameter `$n` is under way.
     /// Evaluated once per statement, in the claim's snapshot: a claim that starts after a rebuild
@@ -18,6 +19,7 @@ public enum IndexRebuilds {
         "NOT EXISTS (SELECT 1 FROM index_rebuilds WHERE alias = $\(n))"
     }
 
+    /// Whether a rebuild of `alias` is registered (under way, or left by a rebuild that died).
     public static func isUnderWay(for alias: String, on pool: PostgresPool) async throws -> Bool {
         try await !pool.query("SELECT 1 FROM index_rebuilds WHERE alias = $1", [alias]).isEmpty
     }

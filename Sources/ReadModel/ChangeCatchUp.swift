@@ -18,8 +18,9 @@ extension FullLoader {
     /// customers, whose events they claimed. `batchSize` changes at a time, oldest first, each
     /// forgotten once its documents were acknowledged; each read of PostgreSQL is a short
     /// transaction of its own. Refused documents go to `refused` like the load's. After each read's
-    /// documents, `progress` (when given: it costs a count) gets the documents copied so far and the changes still recorded: a
-    /// catch-up beside a heavy live load can take minutes, and whether it converges is the question.
+    /// documents, `progress` (when given: it costs a count) gets the documents copied so far and
+    /// the changes still recorded: a catch-up beside a heavy live load can take minutes, and
+    /// whether it converges is the question.
     public func catchUp(recordedFor registration: String, into target: Target, until end: CatchUpEnd,
                         progress: ((_ copied: Int, _ changesLeft: Int) -> Void)? = nil,
                         refused: ([Refused]) async throws -> Void = { _ in }) async throws -> Summary {
