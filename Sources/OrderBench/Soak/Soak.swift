@@ -61,14 +61,14 @@ public struct Soak: Sendable {
         _ = await probing.value
         let final = try await finalComparison(pool: pool, stack: stack)
         await stack.stopAll()
-        var raw: Double?
+        var idleRaw: Double?
         if chaos.result.rebuildDocsPerSecond != nil {
-            do { raw = try await rawBulkDocsPerSecond(pool: pool, stack: stack) } catch {
-                logger.error("the raw _bulk baseline failed; no rebuild ratio", metadata: ["error": "\(error)"])
+            do { idleRaw = try await RawBulkBaseline(env: env, pool: pool, logger: logger).measure(.idle) } catch {
+                logger.error("the idle raw _bulk baseline failed", metadata: ["error": "\(error)"])
             }
         }
         await pool.shutdown()
-        return report(load: load.snapshot, chaos: chaos.result, probe: probe.result, final: final, exactAt: exactAt, loadEnded: deadline, raw: raw)
+        return report(load: load.snapshot, chaos: chaos.result, probe: probe.result, final: final, exactAt: exactAt, loadEnded: deadline, idleRaw: idleRaw)
     }
 
     /// One customer with many orders (renamed during the soak), with an OrderPlaced event each.
@@ -149,25 +149,8 @@ public struct Soak: Sendable {
         }
     }
 
-    /// The same documents posted straight to `_bulk` (1000 per request, one connection) into a fresh
-    /// osmem-server once everything else has stopped, like the empty server the rebuild started on.
-    /// Not the soak's server: late in a long soak that one indexes at a fraction of its fresh speed
-    /// (README, Chaos soak), so it would measure the soak's history rather than the server.
-    private func rawBulkDocsPerSecond(pool: PostgresPool, stack: SoakStack) async throws -> Double {
-        try await withScoped({ try await stack.startOsmem() }, stop: { await stack.stopOsmem() }) {
-            try await withScoped({ ElasticsearchClient(configuration: .init(baseURL: stack.osmemURL)) }, stop: { await $0.shutdown() }) { client in
-                let index = "soak_raw_bulk"
-                try await client.createIndex(index, body: try IndexLayout.mapping())
-                let started = ContinuousClock.now
-                let summary = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: logger), batchSize: 1000, logger: logger)
-                    .load(into: index, throughAlias: false)
-                return Double(summary.documents) / max((ContinuousClock.now - started).seconds, 0.001)
-            }
-        }
-    }
-
     private func report(load: SoakLoad.Counts, chaos: SoakChaos.Outcome, probe: SoakProbe.Readings, final: DriftVerifier.Report,
-                        exactAt: ContinuousClock.Instant?, loadEnded: ContinuousClock.Instant, raw: Double?) -> BenchReport {
+                        exactAt: ContinuousClock.Instant?, loadEnded: ContinuousClock.Instant, idleRaw: Double?) -> BenchReport {
         var report = BenchReport("soak")
         // Exactness can be seen only once commands stop: under the load some are always on their way.
         // So recovery counts from the last fault's end or the load's, whichever came later; before,
@@ -176,7 +159,8 @@ public struct Soak: Sendable {
         let recovered = max(chaos.lastFaultEnded, loadEnded)
         let recovery = exactAt.map { ($0 - recovered).seconds } ?? -1
         let backwards = final.stale + probe.backwards
-        let rebuildRatio = both(chaos.rebuildDocsPerSecond, raw).map { $0 / max($1, 0.001) }
+        let rebuildRatio = both(chaos.rebuildDocsPerSecond, chaos.rawBulkUnderLoadDocsPerSecond).map { $0 / max($1, 0.001) }
+        let idleRatio = both(chaos.rebuildDocsPerSecond, idleRaw).map { $0 / max($1, 0.001) }
         report.add("minutes", options.minutes, digits: 1)
         report.add("rate", options.rate)
         report.add("commands", load.commands)
@@ -200,6 +184,10 @@ public struct Soak: Sendable {
         report.add("recovery_s", recovery)
         report.add("last_fault_end_before_load_end_s", (loadEnded - chaos.lastFaultEnded).seconds, digits: 0)
         if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }
+        if let idleRatio { report.add("rebuild_ratio_vs_idle_raw_bulk", idleRatio) }
+        if let rebuild = chaos.rebuildDocsPerSecond { report.add("rebuild_docs_per_s", rebuild, digits: 0) }
+        if let raw = chaos.rawBulkUnderLoadDocsPerSecond { report.add("raw_bulk_under_load_docs_per_s", raw, digits: 0) }
+        if let idleRaw { report.add("raw_bulk_idle_docs_per_s", idleRaw, digits: 0) }
         if let detect = chaos.rebuildDetectSeconds { report.add("rebuild_detect_s", detect) }
         for fault in options.faults { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
         report.add("sigterm_failures", chaos.sigtermFailures)

@@ -33,6 +33,9 @@ public final class SoakChaos: Sendable {
         /// whole rebuild can be one bulk request, and timing from a later moment showed no loading
         /// time at all (a 2-minute soak reported 153× raw `_bulk`).
         var rebuildDocsPerSecond: Double?
+        /// The same documents posted raw while the soak's server was down, beside the same load
+        /// (`RawBulkBaseline.Condition.underLoad`).
+        var rawBulkUnderLoadDocsPerSecond: Double?
         /// From osmem-server answering again to an indexer having started the rebuild (its workers'
         /// next retry or the 5 s alias check, whichever comes first).
         var rebuildDetectSeconds: Double?
@@ -120,9 +123,19 @@ public final class SoakChaos: Sendable {
 
     /// Stops osmem-server for `outage`, brings it back empty, and times the indexers' self-heal
     /// rebuild (`RebuildWatch`).
+    ///
+    /// While the server is down the raw `_bulk` baseline is taken beside the same load, on a server
+    /// of its own; the outage lasts at least as long as that takes.
     private func searchServerOutage() async {
         await stack.stopOsmem()
-        try? await Task.sleep(for: outage)
+        let outageEnds = ContinuousClock.now + outage
+        do {
+            let raw = try await RawBulkBaseline(env: stack.env, pool: pool, logger: logger).measure(.underLoad)
+            outcome.withLock { $0.rawBulkUnderLoadDocsPerSecond = raw }
+        } catch {
+            logger.error("the raw _bulk baseline under load failed", metadata: ["error": "\(error)"])
+        }
+        try? await Task.sleep(until: outageEnds, clock: .continuous)
         do {
             try await stack.startOsmem()
             let back = ContinuousClock.now
