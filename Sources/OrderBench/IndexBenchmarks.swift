@@ -97,6 +97,11 @@ public struct IndexBenchmarks: Sendable {
         return Drain(seconds: seconds, cpuSeconds: cpu, peakRSS: rss)
     }
 
+    /// See `RebuildBenchmark`.
+    public func rebuild(rounds: Int) async throws -> BenchReport {
+        try await RebuildBenchmark(benchmarks: self, rounds: rounds).run()
+    }
+
     /// See `ServerUpdateDecay`.
     public func serverUpdates(rounds: Int, changeContent: Bool) async throws -> BenchReport {
         try await ServerUpdateDecay(benchmarks: self).run(rounds: rounds, changeContent: changeContent)

@@ -51,23 +51,30 @@ struct ServerUpdateDecay {
         var results: [(size: Int, secondsPerRequest: Double)] = []
         var bump = rounds
         for (size, samples) in [(1, 20), (10, 5), (100, 5), (1000, 2)] {
-            var bodies: [[UInt8]] = []
-            for _ in 0..<samples {
-                bump += 1
-                let ids = try await pool.query("SELECT id FROM orders ORDER BY random() LIMIT $1", [size]).compactMap { $0.string(0) }
-                let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: ids, on: $0) }
-                var request = BulkRequest()
-                for d in documents {
-                    request.index(IndexBenchmarks.alias, id: d.orderID, version: d.externalVersion + Int64(bump), requireAlias: true) {
-                        d.writeJSON(into: &$0)
-                    }
-                }
-                bodies.append(request.body.bytes)
-            }
+            let bodies = try await Self.randomUpdateBodies(pool: pool, size: size, samples: samples, newerThan: bump)
+            bump += samples
             let seconds = try await benchmarks.postRaw(bodies, to: url, concurrency: 1)
             results.append((size, seconds / Double(samples)))
             benchmarks.logger.info("random updates", metadata: ["bench.size": "\(size)", "bench.s_per_request": "\(seconds / Double(samples))"])
         }
         return results
+    }
+
+    /// `samples` requests of `size` orders chosen at random, each a newer version than `bump`
+    /// versions above the stored one (one more per request).
+    static func randomUpdateBodies(pool: PostgresPool, size: Int, samples: Int, newerThan bump: Int) async throws -> [[UInt8]] {
+        var bodies: [[UInt8]] = []
+        for sample in 1...samples {
+            let ids = try await pool.query("SELECT id FROM orders ORDER BY random() LIMIT $1", [size]).compactMap { $0.string(0) }
+            let documents = try await pool.withConnection { try OrderDocumentSource.documents(ids: ids, on: $0) }
+            var request = BulkRequest()
+            for d in documents {
+                request.index(IndexBenchmarks.alias, id: d.orderID, version: d.externalVersion + Int64(bump + sample), requireAlias: true) {
+                    d.writeJSON(into: &$0)
+                }
+            }
+            bodies.append(request.body.bytes)
+        }
+        return bodies
     }
 }

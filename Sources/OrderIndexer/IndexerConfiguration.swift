@@ -30,6 +30,7 @@ extension IndexerService.Configuration {
         if let chunk = try integer("INDEXER_FAN_OUT_CHUNK", 1...10_000) { processor.fanOutChunk = chunk }
         if let lease = try integer("INDEXER_LEASE_MS", 1000...3_600_000) { processor.lease = .milliseconds(lease) }
         if let handBack = try integer("INDEXER_HAND_BACK_MS", 100...3_600_000) { processor.handBackAfter = .milliseconds(handBack) }
+        if let batch = try integer("INDEXER_REBUILD_BATCH_SIZE", 1...10_000) { rebuildBatchSize = batch }
         processor.ackTimingsPath = environment["INDEXER_ACK_TIMINGS"]
         let limit = Int(Self.transactionLimit.wholeMilliseconds)
         if let bound = try integer("INDEXER_MAX_TRANSACTION_MS", 1000...limit) { maxTransaction = .milliseconds(bound) }

@@ -22,6 +22,7 @@ public struct IndexerService: Service {
         public var batchDelay: Duration = .zero
         public var aliasCheckInterval: Duration = .seconds(5)
         public var processor = OutboxProcessor.Configuration()
+        /// Documents per bulk request of the self-heal rebuild (`INDEXER_REBUILD_BATCH_SIZE`).
         public var rebuildBatchSize = BulkSizing.documentsPerLoadRequest
         /// On SIGTERM, how long workers may take to finish the batch in hand; what is still
         /// unfinished then is handed back for another indexer (guarantee 7).

@@ -7,7 +7,7 @@ struct OrderBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "order-bench",
         abstract: "Measures the performance targets against a baseline in the same run (run it through scripts/bench).",
-        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Isolation.self, Soak.self, ServerUpdates.self, All.self]
+        subcommands: [Write.self, Index.self, Lag.self, Search.self, Reindex.self, Rebuild.self, Isolation.self, Soak.self, ServerUpdates.self, All.self]
     )
 }
 
@@ -74,6 +74,19 @@ struct Reindex: AsyncParsableCommand {
     }
 }
 
+struct Rebuild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The indexer's rebuild of an empty search server, against raw _bulk of the same documents.")
+    @OptionGroup var common: Common
+    @Option(help: "Rounds; each posts the baseline and runs every variant once.") var rounds = 2
+    func validate() throws {
+        guard (1...20).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 20") }
+    }
+    func run() async throws {
+        let (env, logger) = try common.context()
+        try await IndexBenchmarks(env: env, orders: common.orders, logger: logger).rebuild(rounds: rounds).print(json: common.json)
+    }
+}
+
 struct ServerUpdates: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server-updates", abstract: "How osmem-server's indexing speed changes as updates pile up (explains the long soaks).")
@@ -107,6 +120,7 @@ struct All: AsyncParsableCommand {
         try await twentyThousand.search(requests: 300).print(json: common.json)
         try await IsolationBenchmark(service: twentyThousand, chartPath: chart).run().print(json: common.json)
         try await index.reindex().print(json: common.json)
+        try await index.rebuild(rounds: 1).print(json: common.json)
     }
 }
 

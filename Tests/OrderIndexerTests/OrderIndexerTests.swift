@@ -21,6 +21,7 @@ import Testing
         let configuration = try IndexerService.Configuration(environment: [
             "INDEXER_WORKERS": "3", "INDEXER_BATCH_SIZE": "100", "INDEXER_BACKLOG_BATCH_SIZE": "1500", "INDEXER_MAX_BULK_BYTES": "1048576",
             "INDEXER_LEASE_MS": "5000", "INDEXER_HAND_BACK_MS": "2000", "INDEXER_MAX_TRANSACTION_MS": "60000", "INDEXER_FAN_OUT_CHUNK": "50",
+            "INDEXER_REBUILD_BATCH_SIZE": "4000",
         ])
         #expect(configuration.workers == 3)
         #expect(configuration.processor.batchSize == 100 && configuration.processor.backlogBatchSize == 1500)
@@ -28,11 +29,12 @@ import Testing
         #expect(configuration.processor.lease == .seconds(5) && configuration.processor.handBackAfter == .seconds(2))
         #expect(configuration.maxTransaction == .seconds(60))
         #expect(configuration.processor.fanOutChunk == 50)
+        #expect(configuration.rebuildBatchSize == 4000)
     }
 
     /// Guarantee 6's hard limit: no setting lets a transaction of the indexer outlive 60 s.
     @Test(arguments: [("INDEXER_MAX_TRANSACTION_MS", "60001"), ("INDEXER_MAX_TRANSACTION_MS", "0"), ("INDEXER_WORKERS", "-1"),
-                      ("INDEXER_BATCH_SIZE", "many"), ("INDEXER_LEASE_MS", "10")])
+                      ("INDEXER_BATCH_SIZE", "many"), ("INDEXER_LEASE_MS", "10"), ("INDEXER_REBUILD_BATCH_SIZE", "0")])
     func refusesValuesOutOfRangeNamingTheVariable(variable: String, value: String) {
         #expect { try IndexerService.Configuration(environment: [variable: value]) } throws: {
             ($0 as? IndexerService.Configuration.InvalidSetting)?.variable == variable

@@ -161,6 +161,7 @@ public struct Soak: Sendable {
         let backwards = final.stale + probe.backwards
         let rebuildRatio = both(chaos.rebuildDocsPerSecond, chaos.rawBulkUnderLoadDocsPerSecond).map { $0 / max($1, 0.001) }
         let idleRatio = both(chaos.rebuildDocsPerSecond, idleRaw).map { $0 / max($1, 0.001) }
+        let fastestRatio = both(chaos.rebuildDocsPerSecond, chaos.fastestRawBulkUnderLoadDocsPerSecond).map { $0 / max($1, 0.001) }
         report.add("minutes", options.minutes, digits: 1)
         report.add("rate", options.rate)
         report.add("commands", load.commands)
@@ -185,9 +186,13 @@ public struct Soak: Sendable {
         report.add("last_fault_end_before_load_end_s", (loadEnded - chaos.lastFaultEnded).seconds, digits: 0)
         if let rebuildRatio { report.add("rebuild_ratio_vs_raw_bulk", rebuildRatio) }
         if let idleRatio { report.add("rebuild_ratio_vs_idle_raw_bulk", idleRatio) }
+        if let fastestRatio { report.add("rebuild_ratio_vs_raw_bulk_\(RawBulkBaseline.fastestDocumentsPerRequest)docs", fastestRatio) }
         if let rebuild = chaos.rebuildDocsPerSecond { report.add("rebuild_docs_per_s", rebuild, digits: 0) }
         if let raw = chaos.rawBulkUnderLoadDocsPerSecond { report.add("raw_bulk_under_load_docs_per_s", raw, digits: 0) }
         if let idleRaw { report.add("raw_bulk_idle_docs_per_s", idleRaw, digits: 0) }
+        if let fastest = chaos.fastestRawBulkUnderLoadDocsPerSecond {
+            report.add("raw_bulk_\(RawBulkBaseline.fastestDocumentsPerRequest)docs_under_load_docs_per_s", fastest, digits: 0)
+        }
         if let detect = chaos.rebuildDetectSeconds { report.add("rebuild_detect_s", detect) }
         for fault in options.faults { report.add("faults_\(fault.rawValue)", chaos.faults[fault.rawValue] ?? 0) }
         report.add("sigterm_failures", chaos.sigtermFailures)

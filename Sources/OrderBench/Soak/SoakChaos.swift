@@ -36,6 +36,8 @@ public final class SoakChaos: Sendable {
         /// The same documents posted raw while the soak's server was down, beside the same load
         /// (`RawBulkBaseline.Condition.underLoad`).
         var rawBulkUnderLoadDocsPerSecond: Double?
+        /// The same at osmem-server's fastest request size (`RawBulkBaseline.fastestDocumentsPerRequest`).
+        var fastestRawBulkUnderLoadDocsPerSecond: Double?
         /// From osmem-server answering again to an indexer having started the rebuild (its workers'
         /// next retry or the 5 s alias check, whichever comes first).
         var rebuildDetectSeconds: Double?
@@ -130,8 +132,10 @@ public final class SoakChaos: Sendable {
         await stack.stopOsmem()
         let outageEnds = ContinuousClock.now + outage
         do {
-            let raw = try await RawBulkBaseline(env: stack.env, pool: pool, logger: logger).measure(.underLoad)
-            outcome.withLock { $0.rawBulkUnderLoadDocsPerSecond = raw }
+            let baseline = RawBulkBaseline(env: stack.env, pool: pool, logger: logger)
+            let raw = try await baseline.measure(.underLoad)
+            let fastest = try await baseline.measure(.underLoad, documentsPerRequest: RawBulkBaseline.fastestDocumentsPerRequest)
+            outcome.withLock { ($0.rawBulkUnderLoadDocsPerSecond, $0.fastestRawBulkUnderLoadDocsPerSecond) = (raw, fastest) }
         } catch {
             logger.error("the raw _bulk baseline under load failed", metadata: ["error": "\(error)"])
         }
