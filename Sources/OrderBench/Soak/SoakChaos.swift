@@ -42,6 +42,7 @@ public final class SoakChaos: Sendable {
         /// next retry or the 5 s alias check, whichever comes first).
         var rebuildDetectSeconds: Double?
         var lastFaultEnded = ContinuousClock.now
+        var lastFault: Fault?
     }
 
     let stack: SoakStack
@@ -77,6 +78,7 @@ public final class SoakChaos: Sendable {
             outcome.withLock {
                 $0.faults[fault.rawValue, default: 0] += 1
                 $0.lastFaultEnded = .now
+                $0.lastFault = fault
             }
         }
     }
