@@ -28,7 +28,9 @@ import Testing
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        // Sleeping out its 10 s interval would hold the process's stop (guarantee 7) that long.
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // Sleeping out its interval would hold the process's stop (guarantee 7) that long. Half the
+        // interval, not a tight bound: on two cores shared with the other suites a prompt stop has
+        // taken 2.8 s (CI).
+        #expect(ContinuousClock.now - started < HeapTuning.trimInterval / 2)
     }
 }
