@@ -85,6 +85,9 @@ public struct Reindexer: Sendable {
         public var dryRun: Bool
         /// How long the load waited for live indexing (`LiveIndexingFirst`).
         public var yielded: Duration = .zero
+        /// How long the load took (its waits for live indexing included), and the catch-up before the swap.
+        public var loading: Duration = .zero
+        public var catchingUp: Duration = .zero
     }
 
     public enum ReindexError: Error, CustomStringConvertible {
@@ -171,16 +174,19 @@ public struct Reindexer: Sendable {
                 try await retryingWhileBusy(client) { try await client.setRefreshInterval(newIndex, "-1", timeout: $0) }
             }
             logger.info("loading", metadata: ["es.index": "\(newIndex)", "reindex.orders": "\(total)"])
+            let loadStarted = ContinuousClock.now
             let summary = try await Self.step("loading documents") {
                 // Through the catch-up alias with `require_alias`: a bulk request still out when a failed
                 // or stopped reindex deletes the index fails, instead of re-creating it.
                 try await loader.load(into: catchUp, throughAlias: true, progress: { done in progress(done, total) }, refused: keep)
             }
             let loadTarget = FullLoader.Target(index: catchUp, throughAlias: true)
+            let catchUpStarted = ContinuousClock.now
             let caughtUp = try await Self.step("catching up with the changes made while loading") {
                 try await loader.catchUp(recordedFor: catchUp, into: loadTarget, until: .fewerThan(options.batchSize),
                                          progress: logCatchUp(afterSwap: false), refused: keep)
             }
+            let catchUpEnded = ContinuousClock.now
             let rejected = summary.rejected + caughtUp.rejected
             guard rejected == 0 else { throw ReindexError.rejectedDocuments(rejected) }
             try await Self.step("refreshing \(newIndex)") {
@@ -205,7 +211,7 @@ public struct Reindexer: Sendable {
             }
             return Report(newIndex: newIndex, oldIndices: old, documents: summary.documents,
                           caughtUp: caughtUp.documents + afterSwap.documents, rejected: afterSwap.rejected, dryRun: false,
-                          yielded: liveFirst.totalPause)
+                          yielded: liveFirst.totalPause, loading: catchUpStarted - loadStarted, catchingUp: catchUpEnded - catchUpStarted)
         } catch {
             // Leave everything as it was: stop live indexers from writing to the new index, then
             // drop it. Also after a cancellation (the operator's Ctrl-C, a job runner's SIGTERM).

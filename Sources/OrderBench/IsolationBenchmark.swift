@@ -4,6 +4,7 @@ import JSONSupport
 import LibPQClient
 import Logging
 import ReadModel
+import ServiceTesting
 import Synchronization
 
 /// `isolation`: the product's promise, that search load does not slow order writes. Two "hosts"
@@ -12,6 +13,16 @@ import Synchronization
 /// load (place, then pay) at half of what the write side sustains runs three times: alone; with
 /// a closed-loop search load through the search API; and, as the single-database baseline, with
 /// the same searches run as SQL against the write database.
+///
+/// A 30-second phase's p99 is its slowest 1 %, so one stall of the write core moves it several-fold.
+/// Two kinds of stall have nothing to do with search and are kept out of the comparison: work left
+/// by the phase before (the indexer's backlog, dead rows) and PostgreSQL's background maintenance,
+/// which its clock, not the load, places in one phase or another (autovacuum of this database or of
+/// the ones earlier benchmarks left, checkpoints). So autovacuum is off while the phases run, and
+/// before each phase the outbox is drained, the database vacuumed and analyzed and a checkpoint
+/// taken: every phase starts from the same state. The alone and with-search phases alternate for
+/// `rounds` rounds and each pools its rounds, so what drifts over the run weighs on both alike; the
+/// single-database phase runs last, once, as its indexes slow every write after it.
 public struct IsolationBenchmark: Sendable {
     struct Phase {
         var name: String
@@ -21,15 +32,33 @@ public struct IsolationBenchmark: Sendable {
         var searchable = Latencies()
         var generatorCPU = 0.0
         var writeErrors = 0
+        /// CPU seconds on the write host: the indexer and the write API, each with its PostgreSQL sessions.
+        var indexerCPU = 0.0
+        var writeSideCPU = 0.0
+
+        /// Another round of the same phase, pooled into this one.
+        mutating func add(_ round: Phase) {
+            writes.add(round.writes)
+            searches += round.searches
+            seconds += round.seconds
+            searchable.add(round.searchable)
+            generatorCPU += round.generatorCPU
+            writeErrors += round.writeErrors
+            indexerCPU += round.indexerCPU
+            writeSideCPU += round.writeSideCPU
+        }
     }
 
     let service: ServiceBenchmarks
     let seconds: Int
+    /// Rounds of the alone and with-search phases, alternating.
+    let rounds: Int
     let chartPath: String?
 
-    public init(service: ServiceBenchmarks, seconds: Int = 30, chartPath: String?) {
+    public init(service: ServiceBenchmarks, seconds: Int = 30, rounds: Int = 2, chartPath: String?) {
         self.service = service
         self.seconds = seconds
+        self.rounds = max(1, rounds)
         self.chartPath = chartPath
     }
 
@@ -75,35 +104,55 @@ public struct IsolationBenchmark: Sendable {
         let queries = try await ServiceBenchmarks.queryMixWithDeepPages(http: http, base: searchURL, authorization: authorization)
         let writes = WriteLoad(logger: service.logger, http: http, base: writeURL, authorization: authorization, client: client)
 
-        let alone = try await phase("alone", rate: rate, writes: writes) { _ in 0 }
-        let separated = try await phase("with search (Elasticsearch)", rate: rate, writes: writes, trackSearchable: true) { stop in
-            await Self.closedLoop(concurrency: 8, until: stop) { i in
-                let response = try await http.execute(method: "GET", url: "\(searchURL)/search/orders?\(queries[i % queries.count])",
-                                                      headers: [authorization])
-                guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
+        let hostCPU = WriteHostCPU(pool: pool, indexer: children[0], writeAPI: children[1])
+        let quiet = QuietDatabase(pool: pool, logger: service.logger)
+        let phases = try await withScoped({ try await quiet.autovacuumOff() }, stop: { _ in await quiet.autovacuumOn() }) { _ in
+            var alone = Phase(name: "alone"), separated = Phase(name: "with search (Elasticsearch)")
+            var roundRatios: [Double] = []
+            for _ in 0..<rounds {
+                try await quiet.settle()
+                let aloneRound = try await phase(alone.name, rate: rate, writes: writes, hostCPU: hostCPU) { _ in 0 }
+                try await quiet.settle()
+                let separatedRound = try await phase(separated.name, rate: rate, writes: writes, hostCPU: hostCPU, trackSearchable: true) { stop in
+                    await Self.closedLoop(concurrency: 8, until: stop) { i in
+                        let response = try await http.execute(method: "GET", url: "\(searchURL)/search/orders?\(queries[i % queries.count])",
+                                                              headers: [authorization])
+                        guard response.status == 200 else { throw BenchError("search answered \(response.status)") }
+                    }
+                }
+                roundRatios.append(separatedRound.writes.percentile(99) / max(aloneRound.writes.percentile(99), 1e-6))
+                alone.add(aloneRound)
+                separated.add(separatedRound)
             }
-        }
-        for statement in SQLSearch.indexes { try await pool.withConnection { try $0.executeTrusted(statement) } }
-        let sqlSearches = try await Self.sqlSearches(queries, pool: pool)
-        let singleDatabase = try await phase("with search (same PostgreSQL)", rate: rate, writes: writes) { stop in
-            await Self.closedLoop(concurrency: 8, until: stop) { i in try await sqlSearches[i % sqlSearches.count].run(on: pool) }
+            for statement in SQLSearch.indexes { try await pool.withConnection { try $0.executeTrusted(statement) } }
+            let sqlSearches = try await Self.sqlSearches(queries, pool: pool)
+            try await quiet.settle()
+            let singleDatabase = try await phase("with search (same PostgreSQL)", rate: rate, writes: writes, hostCPU: hostCPU) { stop in
+                await Self.closedLoop(concurrency: 8, until: stop) { i in try await sqlSearches[i % sqlSearches.count].run(on: pool) }
+            }
+            return (alone, separated, singleDatabase, roundRatios)
         }
         children.forEach { $0.stop() }
         osmem.stop()
         await http.shutdown()
         await client.shutdown()
         await pool.shutdown()
-        let phases = [alone, separated, singleDatabase]
-        if let chartPath { try IsolationChart(phases: phases, rate: rate).svg.write(toFile: chartPath, atomically: true, encoding: .utf8) }
-        return report(phases, rate: rate, sustained: Double(sustained.requests) / sustained.seconds)
+        let (alone, separated, singleDatabase, roundRatios) = phases
+        if let chartPath {
+            try IsolationChart(phases: [alone, separated, singleDatabase], rate: rate).svg.write(toFile: chartPath, atomically: true, encoding: .utf8)
+        }
+        var report = report([alone, separated, singleDatabase], rate: rate, sustained: Double(sustained.requests) / sustained.seconds)
+        report.add("write_p99_ratio_separated_by_round", roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        return report
     }
 
     /// The write load for `seconds` while `background` runs (it returns its completed searches).
-    private func phase(_ name: String, rate: Int, writes: WriteLoad, trackSearchable: Bool = false,
+    private func phase(_ name: String, rate: Int, writes: WriteLoad, hostCPU: WriteHostCPU, trackSearchable: Bool = false,
                        background: @escaping @Sendable (_ stop: StopSignal) async -> Int) async throws -> Phase {
         service.logger.info("isolation phase", metadata: ["bench.phase": "\(name)", "bench.rate": "\(rate)"])
         let stop = StopSignal()
         let cpuBefore = Self.ownCPUSeconds()
+        let hostBefore = try await hostCPU.read()
         let started = ContinuousClock.now
         async let searches = background(stop)
         let result = await writes.run(rate: rate, seconds: seconds, trackSearchable: trackSearchable)
@@ -112,6 +161,8 @@ public struct IsolationBenchmark: Sendable {
         phase.searches = await searches
         phase.seconds = (ContinuousClock.now - started).seconds
         phase.generatorCPU = Self.ownCPUSeconds() - cpuBefore
+        let hostAfter = try await hostCPU.read()
+        (phase.indexerCPU, phase.writeSideCPU) = (hostAfter.indexer - hostBefore.indexer, hostAfter.writeSide - hostBefore.writeSide)
         (phase.writes, phase.searchable, phase.writeErrors) = result
         return phase
     }
@@ -167,11 +218,14 @@ public struct IsolationBenchmark: Sendable {
         report.add("write_sustained_per_s", sustained, digits: 0)
         report.add("write_rate_per_s", rate)
         report.add("phase_seconds", seconds)
+        report.add("rounds", rounds)
         for (key, phase) in [("alone", alone), ("separated", separated), ("single_db", single)] {
             report.add("write_p50_ms_\(key)", phase.writes.percentile(50) * 1000)
             report.add("write_p99_ms_\(key)", phase.writes.percentile(99) * 1000)
             report.add("write_errors_\(key)", phase.writeErrors)
             report.add("load_generator_cpu_s_\(key)", phase.generatorCPU)
+            report.add("indexer_cpu_s_\(key)", phase.indexerCPU)
+            report.add("write_side_cpu_s_\(key)", phase.writeSideCPU)
         }
         report.add("write_p99_ratio_separated", separatedRatio)
         report.add("write_p99_ratio_single_db", singleRatio)
@@ -251,6 +305,20 @@ struct WriteLoad: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return (latency, (ContinuousClock.now - written).seconds)
+    }
+}
+
+/// CPU seconds used so far on the write host by the indexer and by the write API, each with its
+/// PostgreSQL sessions (by `application_name`): what else the write core was busy with in a phase.
+struct WriteHostCPU: Sendable {
+    let pool: PostgresPool
+    let indexer: Child
+    let writeAPI: Child
+
+    func read() async throws -> (indexer: Double, writeSide: Double) {
+        let indexerSessions = try await ServiceBenchmarks.backendCPUSeconds(pool, "order-indexer")
+        let writeSessions = try await ServiceBenchmarks.backendCPUSeconds(pool, "order-write-api")
+        return (indexer.cpuSeconds + indexerSessions, writeAPI.cpuSeconds + writeSessions)
     }
 }
 

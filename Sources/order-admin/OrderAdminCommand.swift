@@ -112,7 +112,8 @@ struct Reindex: AsyncParsableCommand {
                 print("reindexed \(report.documents) orders into \(report.newIndex); alias \(context.configuration.ordersIndex) swapped"
                       + (report.oldIndices.isEmpty ? "" : keepOld ? "; kept \(report.oldIndices.joined(separator: ", "))" : "; deleted \(report.oldIndices.joined(separator: ", "))")
                       + (report.caughtUp == 0 ? "" : "; then \(report.caughtUp) documents of orders changed meanwhile")
-                      + (report.yielded < .seconds(1) ? "" : "; waited \(Int(report.yielded.seconds)) s for live indexing"))
+                      + (report.yielded < .seconds(1) ? "" : "; waited \(Int(report.yielded.seconds)) s for live indexing")
+                      + "; loaded in \(Int(report.loading.seconds)) s, caught up in \(Int(report.catchingUp.seconds)) s")
                 if !report.rejected.isEmpty {
                     FileHandle.standardError.write(Data("order-admin reindex: the new index refused \(report.rejected.count) changed document(s) after the swap; kept as dead letters (order-admin dead-letters list)\n".utf8))
                     throw ExitCode.failure

@@ -158,12 +158,18 @@ struct Isolation: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Orders loaded and indexed first.") var orders = 20_000
     @Option(help: "Seconds per phase.") var seconds = 30
+    @Option(help: "Rounds of the alone and with-search phases, alternating (the single-database phase runs once, last).") var rounds = 2
     @Option(help: "Write the chart (SVG) here.") var chart: String?
+
+    func validate() throws {
+        guard (1...10).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 10") }
+        guard (5...600).contains(seconds) else { throw ValidationError("--seconds must be between 5 and 600") }
+    }
 
     func run() async throws {
         var logger = Logger(label: "order-bench")
         logger.logLevel = json ? .warning : .info
         let service = ServiceBenchmarks(env: try BenchEnvironment(logger: logger), orders: orders, logger: logger)
-        try await IsolationBenchmark(service: service, seconds: seconds, chartPath: chart).run().print(json: json)
+        try await IsolationBenchmark(service: service, seconds: seconds, rounds: rounds, chartPath: chart).run().print(json: json)
     }
 }

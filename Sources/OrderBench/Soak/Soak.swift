@@ -201,6 +201,7 @@ public struct Soak: Sendable {
         report.add("reindex_failures", chaos.reindexFailures)
         if let longest = chaos.reindexSeconds.max() { report.add("reindex_s", longest, digits: 0) }
         for (command, words) in chaos.adminLastWords.sorted(by: { $0.key < $1.key }) { report.add("\(command)_last_output", words) }
+        for (command, words) in chaos.adminSummaries.sorted(by: { $0.key < $1.key }) { report.add("\(command)_summary", words) }
         report.add("postgres_restart_failures", chaos.postgresRestartFailures)
         report.target("lost = 0", final.missing == 0, essential: true)
         report.target("backwards = 0", backwards == 0, essential: true)

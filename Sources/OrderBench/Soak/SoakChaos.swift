@@ -27,6 +27,8 @@ public final class SoakChaos: Sendable {
         /// The last lines a failed `order-admin` printed (its progress or error), by command: the
         /// report keeps what its output file, removed afterwards, said.
         var adminLastWords: [String: String] = [:]
+        /// The last line a successful `order-admin` printed (its summary), by command.
+        var adminSummaries: [String: String] = [:]
         /// After osmem-server came back empty: documents the self-heal rebuild wrote per second (the
         /// orders PostgreSQL had then), from the moment the server answered again to the moment the
         /// rebuild had every document acknowledged. The detection is included: on a small data set the
@@ -188,8 +190,13 @@ public final class SoakChaos: Sendable {
             status = -1
         }
         let seconds = (ContinuousClock.now - started).seconds
-        guard status != 0 else { return seconds }
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status != 0 else {
+            // What it did (a reindex: documents, waits, how long it loaded and caught up).
+            let summary = printed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).last.map(String.init) ?? ""
+            outcome.withLock { $0.adminSummaries[arguments[0]] = String(summary.suffix(800)) }
+            return seconds
+        }
         // Three lines: a stopped reindex's last progress line comes before its "interrupted" and its
         // clean-up's.
         let lastLines = printed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).suffix(3).joined(separator: " | ")
