@@ -35,6 +35,9 @@ public struct IsolationBenchmark: Sendable {
         /// CPU seconds on the write host: the indexer and the write API, each with its PostgreSQL sessions.
         var indexerCPU = 0.0
         var writeSideCPU = 0.0
+        /// Events the indexer acknowledged, and its bulk requests: how large its batches were.
+        var indexedEvents = 0.0
+        var bulkRequests = 0.0
 
         /// Another round of the same phase, pooled into this one.
         mutating func add(_ round: Phase) {
@@ -46,6 +49,8 @@ public struct IsolationBenchmark: Sendable {
             writeErrors += round.writeErrors
             indexerCPU += round.indexerCPU
             writeSideCPU += round.writeSideCPU
+            indexedEvents += round.indexedEvents
+            bulkRequests += round.bulkRequests
         }
     }
 
@@ -84,10 +89,10 @@ public struct IsolationBenchmark: Sendable {
         _ = try await IndexLayout(alias: "orders").ensureAlias(client)
         _ = try await FullLoader(pool: pool, writer: BulkWriter(client: client, logger: service.logger), logger: service.logger)
             .load(into: "orders", throughAlias: true)
-        let writePort = freePort(), searchPort = freePort()
+        let writePort = freePort(), searchPort = freePort(), indexerMetricsPort = freePort()
         let base = ["DATABASE_URL": url, "ELASTICSEARCH_URL": osmem.url, "ORDERS_INDEX": "orders", "LOG_LEVEL": "error"]
         let children = [
-            try env.launch("order-indexer", environment: base.merging(["INDEXER_METRICS_ADDR": "127.0.0.1:\(freePort())"]) { $1 }, cpu: 0),
+            try env.launch("order-indexer", environment: base.merging(["INDEXER_METRICS_ADDR": "127.0.0.1:\(indexerMetricsPort)"]) { $1 }, cpu: 0),
             try env.launch("order-write-api", environment: base.merging(["WRITE_API_ADDR": "127.0.0.1:\(writePort)"]) { $1 }, cpu: 0),
             try env.launch("order-search-api", environment: base.merging(["SEARCH_API_ADDR": "127.0.0.1:\(searchPort)"]) { $1 }, cpu: 1),
         ]
@@ -104,7 +109,8 @@ public struct IsolationBenchmark: Sendable {
         let queries = try await ServiceBenchmarks.queryMixWithDeepPages(http: http, base: searchURL, authorization: authorization)
         let writes = WriteLoad(logger: service.logger, http: http, base: writeURL, authorization: authorization, client: client)
 
-        let hostCPU = WriteHostCPU(pool: pool, indexer: children[0], writeAPI: children[1])
+        let hostCPU = WriteHostCPU(pool: pool, indexer: children[0], writeAPI: children[1], http: http,
+                                   indexerMetrics: "http://127.0.0.1:\(indexerMetricsPort)/metrics", authorization: authorization)
         let quiet = QuietDatabase(pool: pool, logger: service.logger)
         let phases = try await withScoped({ try await quiet.autovacuumOff() }, stop: { _ in await quiet.autovacuumOn() }) { _ in
             var alone = Phase(name: "alone"), separated = Phase(name: "with search (Elasticsearch)")
@@ -163,6 +169,7 @@ public struct IsolationBenchmark: Sendable {
         phase.generatorCPU = Self.ownCPUSeconds() - cpuBefore
         let hostAfter = try await hostCPU.read()
         (phase.indexerCPU, phase.writeSideCPU) = (hostAfter.indexer - hostBefore.indexer, hostAfter.writeSide - hostBefore.writeSide)
+        (phase.indexedEvents, phase.bulkRequests) = (hostAfter.events - hostBefore.events, hostAfter.bulkRequests - hostBefore.bulkRequests)
         (phase.writes, phase.searchable, phase.writeErrors) = result
         return phase
     }
@@ -226,6 +233,8 @@ public struct IsolationBenchmark: Sendable {
             report.add("load_generator_cpu_s_\(key)", phase.generatorCPU)
             report.add("indexer_cpu_s_\(key)", phase.indexerCPU)
             report.add("write_side_cpu_s_\(key)", phase.writeSideCPU)
+            report.add("indexer_cpu_us_per_event_\(key)", phase.indexerCPU / max(phase.indexedEvents, 1) * 1e6, digits: 0)
+            report.add("indexer_events_per_request_\(key)", phase.indexedEvents / max(phase.bulkRequests, 1))
         }
         report.add("write_p99_ratio_separated", separatedRatio)
         report.add("write_p99_ratio_single_db", singleRatio)
@@ -309,16 +318,34 @@ struct WriteLoad: Sendable {
 }
 
 /// CPU seconds used so far on the write host by the indexer and by the write API, each with its
-/// PostgreSQL sessions (by `application_name`): what else the write core was busy with in a phase.
+/// PostgreSQL sessions (by `application_name`): what else the write core was busy with in a phase;
+/// and the indexer's acknowledged events and bulk requests (its metrics), to tell how it batched.
 struct WriteHostCPU: Sendable {
     let pool: PostgresPool
     let indexer: Child
     let writeAPI: Child
+    let http: CurlHTTPClient
+    let indexerMetrics: String
+    let authorization: (String, String)
 
-    func read() async throws -> (indexer: Double, writeSide: Double) {
+    struct Reading {
+        var indexer: Double, writeSide: Double, events: Double, bulkRequests: Double
+    }
+
+    func read() async throws -> Reading {
         let indexerSessions = try await ServiceBenchmarks.backendCPUSeconds(pool, "order-indexer")
         let writeSessions = try await ServiceBenchmarks.backendCPUSeconds(pool, "order-write-api")
-        return (indexer.cpuSeconds + indexerSessions, writeAPI.cpuSeconds + writeSessions)
+        let metrics = try await http.execute(method: "GET", url: indexerMetrics, headers: [authorization]).bodyString
+        return Reading(indexer: indexer.cpuSeconds + indexerSessions, writeSide: writeAPI.cpuSeconds + writeSessions,
+                       events: metricSum(metrics, "indexer_events_total"), bulkRequests: metricSum(metrics, "indexer_bulk_duration_seconds_count"))
+    }
+}
+
+/// The sum of a Prometheus metric's samples over all its label sets (0 when absent).
+func metricSum(_ metrics: String, _ name: String) -> Double {
+    metrics.split(separator: "\n").reduce(0) { sum, line in
+        guard line.hasPrefix(name + " ") || line.hasPrefix(name + "{"), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return sum }
+        return sum + value
     }
 }
 

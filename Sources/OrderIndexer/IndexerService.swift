@@ -17,8 +17,8 @@ public struct IndexerService: Service {
         public var workers = 2
         public var pollInterval: Duration = .seconds(1)
         /// After a wake-up, lets a burst of commits gather into one batch
-        /// ("batch by time"). Zero by default: under load batches fill by count
-        /// anyway, and at low rates every millisecond is latency.
+        /// ("batch by time"), claimed by one worker (`BatchGathering`). Zero by default: under
+        /// load batches fill by count anyway, and at low rates every millisecond is latency.
         public var batchDelay: Duration = .zero
         public var aliasCheckInterval: Duration = .seconds(5)
         public var processor = OutboxProcessor.Configuration()
@@ -98,9 +98,10 @@ public struct IndexerService: Service {
     /// in hand, for up to `stopGrace`, after which the rest is cancelled and handed back.
     private func runWorkers(wake: WakeSignal, stopping: Flag) async {
         let ackTimings = AckTimingsLog(path: configuration.processor.ackTimingsPath)
+        let gathering = BatchGathering(wake: wake, delay: configuration.batchDelay, pollInterval: configuration.pollInterval)
         await withTaskGroup(of: Bool.self) { workers in
             for worker in 0..<configuration.workers {
-                workers.addTask { await self.work(worker, wake: wake, stopping: stopping, ackTimings: ackTimings); return false }
+                workers.addTask { await self.work(worker, wake: wake, gathering: gathering, stopping: stopping, ackTimings: ackTimings); return false }
             }
             try? await gracefulShutdown()
             logger.info("stopping: finishing the batches in hand")
@@ -121,7 +122,7 @@ public struct IndexerService: Service {
         }
     }
 
-    private func work(_ worker: Int, wake: WakeSignal, stopping: Flag, ackTimings: AckTimingsLog?) async {
+    private func work(_ worker: Int, wake: WakeSignal, gathering: BatchGathering, stopping: Flag, ackTimings: AckTimingsLog?) async {
         var logger = self.logger
         logger[metadataKey: "indexer.worker"] = "\(worker)"
         let processor = processor(worker: worker, ackTimings: ackTimings)
@@ -180,8 +181,7 @@ public struct IndexerService: Service {
                 // so the next claim waits for a notification (none missed: one that came meanwhile
                 // changed the generation seen before the claim) or the polling interval.
                 if processed >= limit { continue }
-                notified = await wake.wait(after: generation, timeout: configuration.pollInterval)
-                if !Task.isCancelled, configuration.batchDelay > .zero { try? await Task.sleep(for: configuration.batchDelay) }
+                notified = await gathering.waitForEvents(after: generation, stopping: stopping)
             } catch is CancellationError {
                 return
             } catch OutboxProcessor.ProcessError.indexMissing {

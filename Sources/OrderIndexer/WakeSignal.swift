@@ -76,3 +76,36 @@ final class WakeSignal: Sendable {
         }
     }
 }
+
+/// The wait after a partial batch, shared by a process's workers: for a notification (true) or the
+/// polling interval (false). With a batch delay (`INDEXER_BATCH_DELAY_MS`) one worker at a time
+/// gathers: it waits the delay out and then claims. A worker woken meanwhile leaves the new events
+/// to that claim (it comes after their commit, which the notification follows) and waits again.
+/// Were each woken worker to wait out a delay of its own, the workers would take turns claiming an
+/// event or two each, and the per-batch cost on the database (claim, document read,
+/// acknowledgement) would stay per event (`scripts/bench isolation`, `indexer_events_per_request_*`).
+final class BatchGathering: Sendable {
+    let wake: WakeSignal
+    let delay: Duration
+    let pollInterval: Duration
+    private let gathering = Mutex(false)
+
+    init(wake: WakeSignal, delay: Duration, pollInterval: Duration) {
+        self.wake = wake
+        self.delay = delay
+        self.pollInterval = pollInterval
+    }
+
+    func waitForEvents(after generation: Int, stopping: Flag) async -> Bool {
+        var seen = generation
+        while true {
+            let notified = await wake.wait(after: seen, timeout: pollInterval)
+            guard delay > .zero, notified, !Task.isCancelled, !stopping.isSet else { return notified }
+            seen = wake.generation
+            guard gathering.withLock({ was in defer { was = true }; return !was }) else { continue }
+            try? await Task.sleep(for: delay)
+            gathering.withLock { $0 = false }
+            return true
+        }
+    }
+}

@@ -74,4 +74,59 @@ import Testing
         signal.signal()
         #expect(await notified)
     }
+
+    /// Starts `count` workers waiting for events; each adds one to `returned` when its wait ends.
+    private static func startWaiting(_ count: Int, on gathering: BatchGathering, after seen: Int, stopping: Flag, counting returned: Returned,
+                                     in group: inout ThrowingTaskGroup<Void, any Error>) {
+        for _ in 0..<count {
+            group.addTask {
+                _ = await gathering.waitForEvents(after: seen, stopping: stopping)
+                returned.count.withLock { $0 += 1 }
+            }
+        }
+    }
+
+    /// With a batch delay, a worker woken while another gathers leaves the events to that one's
+    /// claim and waits again: the workers do not take turns claiming an event or two each.
+    @Test func oneWorkerAtATimeGathersABatch() async throws {
+        let signal = WakeSignal()
+        let gathering = BatchGathering(wake: signal, delay: .milliseconds(300), pollInterval: .seconds(30))
+        let (stopping, returned, seen) = (Flag(), Returned(), signal.generation)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            Self.startWaiting(2, on: gathering, after: seen, stopping: stopping, counting: returned, in: &group)
+            try await Self.until { signal.waiting == 2 }
+            signal.signal()  // the first gathers
+            signal.signal()  // the second, woken while the first gathers, waits again
+            try await Self.until { returned.count.withLock { $0 } == 1 }
+            try await Self.until { signal.waiting == 1 }
+            try await Task.sleep(for: .milliseconds(400))  // past any delay of its own
+            #expect(returned.count.withLock { $0 } == 1)
+            #expect(signal.waiting == 1)
+            signal.signal()  // the next batch is the second's
+            try await Self.until { returned.count.withLock { $0 } == 2 }
+            #expect(returned.count.withLock { $0 } == 2)
+        }
+    }
+
+    /// A stop ends the wait of a worker that left the events to the gathering one at once, not
+    /// after the polling interval.
+    @Test func aStopEndsTheWaitBesideAGatheringWorker() async throws {
+        let signal = WakeSignal()
+        let gathering = BatchGathering(wake: signal, delay: .seconds(20), pollInterval: .seconds(30))
+        let (stopping, returned, seen) = (Flag(), Returned(), signal.generation)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            Self.startWaiting(2, on: gathering, after: seen, stopping: stopping, counting: returned, in: &group)
+            try await Self.until { signal.waiting == 2 }
+            signal.signal()
+            signal.signal()
+            try await Self.until { signal.waiting == 1 }
+            stopping.set()
+            signal.signalAll()
+            try await Self.until { returned.count.withLock { $0 } == 1 }
+            #expect(returned.count.withLock { $0 } == 1)
+            #expect(ContinuousClock.now - start < .seconds(10))
+            group.cancelAll()  // the gathering one's delay
+        }
+    }
 }
