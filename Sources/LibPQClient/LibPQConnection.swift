@@ -14,7 +14,14 @@ import Glibc
 public final class LibPQConnection: Sendable {
     private struct State {
         var handle: OpaquePointer?
-        var prepared: [String: String] = [:]
+        /// Statement text → its name on this connection and when it was prepared.
+        var prepared: [String: PreparedStatement] = [:]
+        var preparedCount = 0
+    }
+
+    private struct PreparedStatement {
+        let name: String
+        let at: ContinuousClock.Instant
     }
 
     private let state: Mutex<State>
@@ -68,28 +75,46 @@ public final class LibPQConnection: Sendable {
         if !ok { throw LibPQError(code: .connection) }
     }
 
-    /// Runs one parameterized statement with the extended protocol. Statements
-    /// are prepared once per connection and reused.
+    /// Runs one parameterized statement with the extended protocol. Statements are prepared once
+    /// per connection and reused, and prepared again once older than `session.replanAfter`.
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws(LibPQError) -> PostgresRows {
         let result: Result<PostgresRows, LibPQError> = state.withLock { state in
             guard let handle = state.handle else { return .failure(LibPQError(code: .connection)) }
-            var name = state.prepared[sql]
-            if name == nil {
-                let newName = "s\(state.prepared.count)"
-                let prepared = PQprepare(handle, newName, sql, Int32(parameters.count), nil)
-                let outcome = Self.rows(from: prepared, handle: handle)
-                if case .failure(let error) = outcome { return .failure(error) }
-                state.prepared[sql] = newName
-                name = newName
+            let name: String
+            switch prepare(sql, parameterCount: parameters.count, state: &state, handle: handle) {
+            case .success(let prepared): name = prepared
+            case .failure(let error): return .failure(error)
             }
             let texts = parameters.map { $0?.postgresText }
             let raw = withOptionalCStrings(texts) { values in
-                PQexecPrepared(handle, name!, Int32(texts.count), values, nil, nil, 0)
+                PQexecPrepared(handle, name, Int32(texts.count), values, nil, nil, 0)
             }
             return Self.rows(from: raw, handle: handle)
         }
         return try result.get()
+    }
+
+    /// The name `sql` is prepared under on this connection: prepared now if it was not, or if it
+    /// was longer ago than `session.replanAfter` (then the old one is deallocated, so the server
+    /// plans it again for the tables as they are now).
+    private func prepare(_ sql: String, parameterCount: Int, state: inout State, handle: OpaquePointer) -> Result<String, LibPQError> {
+        let now = ContinuousClock.now
+        if let known = state.prepared[sql] {
+            if now - known.at < session.replanAfter { return .success(known.name) }
+            state.prepared[sql] = nil
+            // The name is ours ("s" and a number), never outside text.
+            if case .failure(let error) = Self.rows(from: PQexec(handle, "DEALLOCATE \(known.name)"), handle: handle) {
+                return .failure(error)
+            }
+        }
+        state.preparedCount += 1
+        let name = "s\(state.preparedCount)"
+        if case .failure(let error) = Self.rows(from: PQprepare(handle, name, sql, Int32(parameterCount), nil), handle: handle) {
+            return .failure(error)
+        }
+        state.prepared[sql] = PreparedStatement(name: name, at: now)
+        return .success(name)
     }
 
     /// Runs one or more statements without parameters (simple protocol); for
@@ -185,25 +210,30 @@ public struct PostgresSessionSettings: Sendable, Equatable {
     public var statementTimeout: Duration?
     public var lockTimeout: Duration?
     public var idleInTransactionTimeout: Duration?
-    /// Plan every execution of a prepared statement for the tables as they are now
-    /// (`plan_cache_mode = force_custom_plan`) instead of reusing a generic plan.
+    /// How long a connection reuses a prepared statement before preparing it again. PostgreSQL
+    /// keeps a prepared statement's generic plan until the table's statistics change: one made
+    /// while a table was nearly empty scans it whole, and goes on doing so as it grows, until
+    /// autovacuum's next analyze (seen in `bench lag`: the indexer read every order, 170 pages, to
+    /// find one). Preparing again bounds that window to this interval, at the cost of one
+    /// planning per statement and connection per interval.
+    public var replanAfter: Duration
+    /// Plan every execution of a prepared statement for its parameters and the tables as they are
+    /// now (`plan_cache_mode = force_custom_plan`) instead of reusing a generic plan.
     ///
-    /// Statements are prepared once per connection (`LibPQConnection.query`), and PostgreSQL keeps
-    /// a generic plan until the table's statistics change: one made while a table was nearly
-    /// empty scans it whole, and goes on doing so as it grows (seen in `bench lag`: the indexer
-    /// read every order, 170 pages, to find one, and scanned a bloated outbox to claim one event,
-    /// until autovacuum's next analyze). For a session whose statements are all key lookups the
-    /// planning per execution (a tenth of a millisecond) is the cheaper risk. The APIs keep generic
-    /// plans: planning all their statements each time cost 46–60 % more PostgreSQL CPU per order in
-    /// `bench write` (their inserts have no plan to get wrong), and autovacuum's analyze replaces
-    /// their cached plans as the tables grow.
+    /// For the indexer, whose claims and document reads run on tables whose size swings (an outbox
+    /// that fills and empties, a batch of one id or of thousands): with generic plans (one made
+    /// again every 30 s) its claims read 320 buffers each where planned ones read 38, and the
+    /// PostgreSQL CPU per event stayed the same (`bench lag --null-sink` with `pg_stat_statements`,
+    /// 2026-12-03). The APIs keep generic plans: planning all their statements each time cost
+    /// 46–60 % more PostgreSQL CPU per order in `bench write` (their inserts have no plan to get wrong).
     public var planEveryExecution: Bool
 
     public init(statementTimeout: Duration? = nil, lockTimeout: Duration? = nil, idleInTransactionTimeout: Duration? = nil,
-                planEveryExecution: Bool = false) {
+                replanAfter: Duration = .seconds(30), planEveryExecution: Bool = false) {
         self.statementTimeout = statementTimeout
         self.lockTimeout = lockTimeout
         self.idleInTransactionTimeout = idleInTransactionTimeout
+        self.replanAfter = replanAfter
         self.planEveryExecution = planEveryExecution
     }
 

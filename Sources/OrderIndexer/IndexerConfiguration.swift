@@ -37,7 +37,8 @@ extension IndexerService.Configuration {
     }
 
     /// The indexer's PostgreSQL sessions: no statement and no transaction outlives `maxTransaction`,
-    /// whatever happens (the server cancels the statement or ends the session).
+    /// whatever happens (the server cancels the statement or ends the session); every execution
+    /// planned (`PostgresSessionSettings.planEveryExecution` says why).
     public var session: PostgresSessionSettings {
         PostgresSessionSettings(statementTimeout: maxTransaction, lockTimeout: maxTransaction, idleInTransactionTimeout: maxTransaction,
                                 planEveryExecution: true)

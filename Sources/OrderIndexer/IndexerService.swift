@@ -60,6 +60,7 @@ public struct IndexerService: Service {
         self.configuration = configuration
         self.logger = logger
         writer = BulkWriter(client: client, window: ConcurrencyWindow(maximum: configuration.workers), probeIndex: layout.alias, logger: logger)
+        leaseKeeper = LeaseKeeper(lease: configuration.processor.lease)
     }
 
     /// One for the process, so all its workers learn the cluster's latency together (`AdaptiveTimeout`)
@@ -69,9 +70,12 @@ public struct IndexerService: Service {
     /// Names a worker in its leases: host, process and a random part, so two starts never share a name.
     static let instance = "\(ProcessInfo.processInfo.hostName)/\(ProcessInfo.processInfo.processIdentifier)/\(UInt32.random(in: 0...UInt32.max))"
 
+    /// Renews the leases of every worker's batch in hand; runs beside the workers.
+    let leaseKeeper: LeaseKeeper
+
     func processor(worker: Int, ackTimings: AckTimingsLog?) -> OutboxProcessor {
         OutboxProcessor(pool: pool, writer: writer, layout: layout, configuration: configuration.processor,
-                        owner: "\(Self.instance)/\(worker)", ackTimings: ackTimings, logger: logger)
+                        owner: "\(Self.instance)/\(worker)", keeper: leaseKeeper, ackTimings: ackTimings, logger: logger)
     }
 
     public func run() async throws {
@@ -87,6 +91,7 @@ public struct IndexerService: Service {
             }
             background.addTask { await self.watchAlias(wake: wake) }
             background.addTask { await self.sampleBacklog() }
+            background.addTask { await self.leaseKeeper.run() }
             await runWorkers(wake: wake, stopping: stopping)
             await listener.stop()
             background.cancelAll()
@@ -179,7 +184,8 @@ public struct IndexerService: Service {
                 // A full batch means a backlog: claim again at once. A partial one took every event
                 // claimable when it claimed (rows another worker was claiming are that worker's),
                 // so the next claim waits for a notification (none missed: one that came meanwhile
-                // changed the generation seen before the claim) or the polling interval.
+                // woke a waiting worker, which claims the event, or changed the generation seen
+                // before the claim) or the polling interval.
                 if processed >= limit { continue }
                 notified = await gathering.waitForEvents(after: generation, stopping: stopping)
             } catch is CancellationError {

@@ -1,5 +1,6 @@
 import LibPQClient
 import Metrics
+import Synchronization
 import OrderDomain
 import OrderStore
 
@@ -111,28 +112,6 @@ struct OutboxLease: Sendable {
             """, [DomainEvent.AggregateType.customer.rawValue, customer, id]).first?.string(0) == "t"
     }
 
-    /// Runs `body` while extending the lease on `ids` every third of its duration. A slow cluster
-    /// that is still answering must not make the lease lapse while a request is out: another worker
-    /// would send the same documents again and the busy cluster do the work twice. The bound on
-    /// holding events stays: a crashed worker stops renewing, so its events come back after one
-    /// lease, and a worker whose cluster fails or stops answering gives them back after its
-    /// hand-back time and request timeout (`BulkWriter`, `AdaptiveTimeout`).
-    func renewing<T>(_ ids: [Int64], _ body: () async throws -> T) async throws -> T {
-        let interval = duration / 3
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while true {
-                    try await Task.sleep(for: interval)
-                    do { try await extend(ids) } catch is CancellationError { return } catch {
-                        Counter(label: "indexer_lease_renewals_failed_total").increment()  // the next one may still be in time
-                    }
-                }
-            }
-            defer { group.cancelAll() }
-            return try await body()
-        }
-    }
-
     /// Extends the lease on those of `ids` this worker still holds (the acknowledged ones are gone).
     func extend(_ ids: [Int64]) async throws {
         try await pool.query("""
@@ -186,4 +165,52 @@ struct OutboxLease: Sendable {
     }
 
     static let deleteSQL = "DELETE FROM outbox WHERE id = ANY($1::text[]::bigint[])"
+}
+
+/// Extends the leases of the batches a process's workers have in hand, every third of the lease.
+///
+/// A slow cluster that is still answering must not make a lease lapse while a request is out:
+/// another worker would send the same documents again and the busy cluster do the work twice. The
+/// bound on holding events stays: a crashed process stops renewing, so its events come back after
+/// one lease, and a worker whose cluster fails or stops answering gives them back after its
+/// hand-back time and request timeout (`BulkWriter`, `AdaptiveTimeout`).
+///
+/// One task for the process rather than one per batch: a task started beside every batch, asleep
+/// until cancelled when the batch ends, costs thread wake-ups (its cancellation, and its timer
+/// firing later), and at a few hundred events a second a batch holds an event or two, so those
+/// were paid per event (`bench lag --null-sink`: most of the indexer's CPU is thread switches).
+final class LeaseKeeper: Sendable {
+    private struct Held: Sendable {
+        let lease: OutboxLease
+        let ids: [Int64]
+    }
+
+    private let held = Mutex<(next: Int, batches: [Int: Held])>((0, [:]))
+    /// How often every batch in hand is renewed: a third of the lease.
+    let interval: Duration
+
+    init(lease: Duration) { interval = lease / 3 }
+
+    /// Runs `body` while `ids` are renewed with every round of `run()`.
+    func holding<T>(_ ids: [Int64], by lease: OutboxLease, _ body: () async throws -> T) async throws -> T {
+        let key = held.withLock { state in
+            state.next += 1
+            state.batches[state.next] = Held(lease: lease, ids: ids)
+            return state.next
+        }
+        defer { held.withLock { _ = $0.batches.removeValue(forKey: key) } }
+        return try await body()
+    }
+
+    /// Renews every batch in hand each `interval`, until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            for batch in held.withLock({ Array($0.batches.values) }) {
+                do { try await batch.lease.extend(batch.ids) } catch {
+                    Counter(label: "indexer_lease_renewals_failed_total").increment()  // the next one may still be in time
+                }
+            }
+        }
+    }
 }

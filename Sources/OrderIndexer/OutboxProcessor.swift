@@ -49,17 +49,20 @@ public struct OutboxProcessor: Sendable {
     let layout: IndexLayout
     let configuration: Configuration
     let lease: OutboxLease
+    let keeper: LeaseKeeper
     let ackTimings: AckTimingsLog?
     let logger: Logger
 
     /// `owner` names this worker in the leases it takes; unique per worker and process start.
-    public init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, owner: String,
-                ackTimings: AckTimingsLog? = nil, logger: Logger) {
+    /// `keeper` renews the leases of the batches in hand (one for the process, run beside its workers).
+    init(pool: PostgresPool, writer: BulkWriter, layout: IndexLayout, configuration: Configuration, owner: String,
+         keeper: LeaseKeeper, ackTimings: AckTimingsLog? = nil, logger: Logger) {
         self.pool = pool
         self.writer = writer
         self.layout = layout
         self.configuration = configuration
         self.lease = OutboxLease(pool: pool, owner: owner, duration: configuration.lease, alias: layout.alias)
+        self.keeper = keeper
         self.ackTimings = ackTimings
         self.logger = logger
     }
@@ -88,7 +91,7 @@ public struct OutboxProcessor: Sendable {
         guard !events.isEmpty else { return BatchResult() }
         var progress = Progress(unacknowledged: Set(events.map(\.id)), requests: requests)
         do {
-            try await lease.renewing(events.map(\.id)) {
+            try await keeper.holding(events.map(\.id), by: lease) {
                 try await indexAndAcknowledge(events, prefetched: prefetched, progress: &progress)
             }
         } catch {

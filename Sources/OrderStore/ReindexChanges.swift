@@ -18,13 +18,16 @@ import OrderDomain
 public enum ReindexChanges {
     /// Appended to the claim's `WITH`: records the aggregates of the claimed events (`claimed`,
     /// with `aggregate_type` and `aggregate_id`) for every registered target in force. No target,
-    /// no row: without a reindex the claim only pays a lookup of the empty `index_targets`.
+    /// no row: without a reindex the claim only pays a lookup of the empty `index_targets`. The
+    /// `CASE` makes that lookup come first: PostgreSQL evaluates the condition once per statement,
+    /// before the join, and reading `pg_locks` (every lock of the server, under all its lock-table
+    /// locks) cost 70–160 µs per claim on this machine whether a reindex ran or not.
     public static let recordClaimedSQL = """
         recorded AS (
             INSERT INTO reindex_changes (target, aggregate_type, aggregate_id)
             SELECT DISTINCT t.index_name, c.aggregate_type, c.aggregate_id
             FROM claimed c CROSS JOIN index_targets t
-            WHERE \(AdvisoryLock.reindex.isHeldSQL))
+            WHERE CASE WHEN EXISTS (SELECT 1 FROM index_targets) THEN \(AdvisoryLock.reindex.isHeldSQL) ELSE false END)
         """
 
     public struct Change: Sendable, Equatable {

@@ -192,25 +192,47 @@ import Glibc
     }
 }
 
-/// A statement is prepared once per connection; a session that plans every execution does not
-/// keep the plan PostgreSQL made while the table was nearly empty (a scan of the whole table).
+/// A statement is prepared once per connection and prepared again once older than `replanAfter`:
+/// the generic plan PostgreSQL made while the table was nearly empty (a scan of the whole table)
+/// is not kept for longer than that as the table grows; a session that plans every execution
+/// never keeps it.
 @Suite struct SessionPlanningTests {
-    @Test(arguments: [true, false])
-    func aLookupPreparedOnATinyTableUsesItsIndexOnceTheTableHasGrown(planEveryExecution: Bool) async throws {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let replanAfter: Duration
+        let planEveryExecution: Bool
+        let usesIndex: Bool
+        var testDescription: String { "replan after \(replanAfter), plan every execution: \(planEveryExecution)" }
+    }
+
+    @Test(arguments: [
+        Case(replanAfter: .milliseconds(100), planEveryExecution: false, usesIndex: true),
+        Case(replanAfter: .seconds(3600), planEveryExecution: false, usesIndex: false),
+        Case(replanAfter: .seconds(3600), planEveryExecution: true, usesIndex: true),
+    ])
+    func aLookupPreparedOnATinyTableUsesItsIndexOnceReplanned(_ example: Case) async throws {
         try await TestDatabase.with(poolSize: 1) { database in
-            let session = PostgresSessionSettings(planEveryExecution: planEveryExecution)
+            let session = PostgresSessionSettings(replanAfter: example.replanAfter, planEveryExecution: example.planEveryExecution)
             try await withPool(.init(connectionString: database.url, size: 1, session: session)) { pool in
-                let plan = try await pool.withConnection { connection in
+                let lookup = "SELECT pad FROM grows WHERE id = ANY($1::text[])"
+                try await pool.withConnection { connection in
                     try connection.executeTrusted("CREATE TABLE grows (id text PRIMARY KEY, pad text) WITH (autovacuum_enabled = off); ANALYZE grows")
-                    let lookup = "SELECT pad FROM grows WHERE id = ANY($1::text[])"
+                    // PostgreSQL plans the first five executions and then keeps a generic plan.
                     for _ in 0..<8 { try connection.query(lookup, [PostgresTextArray(["k1"])]) }
                     try connection.executeTrusted("INSERT INTO grows SELECT 'k' || i, repeat('x', 200) FROM generate_series(1, 20000) AS i")
-                    let name = try connection.query("SELECT name FROM pg_prepared_statements WHERE statement = $1", [lookup]).first?.string(0) ?? "-"
-                    return try connection.query("EXPLAIN EXECUTE \(name)('{k7}')").map { $0.string(0) ?? "" }.joined(separator: "\n")
                 }
-                // Without it the generic plan made on the empty table stays: the default session shows the problem.
-                #expect(plan.contains("Index") == planEveryExecution, "\(plan)")
-                #expect(plan.contains("Seq Scan") != planEveryExecution, "\(plan)")
+                try await Task.sleep(for: .milliseconds(300))
+                let (statements, plan) = try await pool.withConnection { connection in
+                    for _ in 0..<8 { try connection.query(lookup, [PostgresTextArray(["k2"])]) }
+                    let statements = try connection.query(
+                        "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", [lookup])
+                    let name = statements.first?.string("name") ?? "-"
+                    let plan = try connection.query("EXPLAIN EXECUTE \(name)('{k7}')").map { $0.string(0) ?? "" }.joined(separator: "\n")
+                    return (statements, plan)
+                }
+                #expect(statements.count == 1, "a statement prepared again replaces the one before")
+                // Without a new preparation the generic plan made on the empty table stays: the long interval shows the problem.
+                #expect(plan.contains("Index") == example.usesIndex, "\(plan)")
+                #expect(plan.contains("Seq Scan") != example.usesIndex, "\(plan)")
             }
         }
     }

@@ -64,6 +64,18 @@ import Testing
         #expect(notified)
     }
 
+    /// A notification handed to a waiting worker is that worker's to claim: a worker busy at the
+    /// time waits after its batch instead of claiming the same event (and finding nothing).
+    @Test func aNotificationHandedToAWaiterLeavesTheBusyWorkerWaiting() async throws {
+        let signal = WakeSignal(tick: .milliseconds(10))
+        let seen = signal.generation  // the busy worker's, before its claim
+        async let waiter = signal.wait(after: seen, timeout: .seconds(30))
+        try await Self.until { signal.waiting == 1 }
+        signal.signal()
+        #expect(await waiter)
+        #expect(await signal.wait(after: seen, timeout: .milliseconds(300)) == false)
+    }
+
     /// A worker the congestion window holds back passes the notification on only when one woke it.
     @Test func aWaitSaysWhetherANotificationEndedIt() async throws {
         let signal = WakeSignal()
@@ -73,6 +85,18 @@ import Testing
         try await Self.until { signal.waiting == 1 }
         signal.signal()
         #expect(await notified)
+    }
+
+    /// Timeouts are kept by the signal's one ticker, not a timer per wait: a wait ends (false) once
+    /// its timeout passed, not before, and leaves nothing waiting.
+    @Test func aWaitEndsOnceItsTimeoutPassed() async {
+        let signal = WakeSignal(tick: .milliseconds(10))
+        let start = ContinuousClock.now
+        #expect(await signal.wait(after: signal.generation, timeout: .milliseconds(200)) == false)
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(200))
+        #expect(waited < .seconds(5))
+        #expect(signal.waiting == 0)
     }
 
     /// Starts `count` workers waiting for events; each adds one to `returned` when its wait ends.

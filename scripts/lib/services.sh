@@ -6,6 +6,8 @@
 #   pg_bin_dir                  print the directory holding initdb/pg_ctl/postgres
 #   ensure_osmem                project-local venv .venv with osmem-server (OpenSearch-compatible)
 #   start_postgres DATADIR PORT private PostgreSQL cluster on 127.0.0.1:PORT, role+db "orders"
+#                               (PG_SERVER_OPTIONS: more server settings, e.g. for profiling:
+#                               "-c shared_preload_libraries=pg_stat_statements")
 #   stop_postgres DATADIR       stop it (no error if it is not running)
 #   start_osmem PORT LOGFILE    osmem-server on 127.0.0.1:PORT in the background (pid in OSMEM_PID)
 #   stop_osmem                  stop the osmem-server this shell started, by its PID
@@ -387,7 +389,7 @@ start_postgres() {
     # fsync/synchronous_commit/full_page_writes off: this cluster is for development
     # and tests only; a crash may lose recent commits, which is fine here.
     if ! _pg_run "$bindir/pg_ctl" -D "$datadir" -w -t 60 -l "$datadir/server.log" start \
-        -o "-p $port -k '$sockdir' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null; then
+        -o "-p $port -k '$sockdir' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_SERVER_OPTIONS:-}" >/dev/null; then
         tail -n 30 "$datadir/server.log" >&2 || true
         die "PostgreSQL did not start (log: $datadir/server.log)"
     fi
