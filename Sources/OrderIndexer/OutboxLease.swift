@@ -74,7 +74,7 @@ struct OutboxLease: Sendable {
             RETURNING id, aggregate_type, aggregate_id, aggregate_version, event_type, fanout_after,
                       \(SQL.ms("occurred_at")), \(SQL.us("created_at", as: "created_at_us"))),
         \(ReindexChanges.recordClaimedSQL)
-        SELECT * FROM claimed ORDER BY id
+        SELECT claimed.* FROM claimed CROSS JOIN recorded ORDER BY claimed.id
         """
 
     /// Claims up to `limit` unleased (or lapsed) events, oldest first; one statement, committed

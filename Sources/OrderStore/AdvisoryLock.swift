@@ -28,7 +28,13 @@ public enum AdvisoryLock: Int64, CaseIterable, Sendable {
         "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND " + keyColumns
     }
 
-    private var keyColumns: String { "classid = \(UInt64(bitPattern: key) >> 32) AND objid = \(UInt64(bitPattern: key) & 0xFFFF_FFFF) AND objsubid = 1" }
+    private var keyColumns: String { "classid = \(lockTableKey.classid) AND objid = \(lockTableKey.objid) AND objsubid = 1" }
+
+    /// The key as `pg_locks` shows this session lock: its high half (`classid`) and low half
+    /// (`objid`), with `objsubid` 1.
+    public var lockTableKey: (classid: UInt64, objid: UInt64) {
+        (UInt64(bitPattern: key) >> 32, UInt64(bitPattern: key) & 0xFFFF_FFFF)
+    }
 
     /// Seed of the per-key idempotency locks, `hashtextextended(key, seed)`:
     /// requests with the same `Idempotency-Key` run one after another.

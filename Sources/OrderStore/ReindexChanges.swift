@@ -18,16 +18,15 @@ import OrderDomain
 public enum ReindexChanges {
     /// Appended to the claim's `WITH`: records the aggregates of the claimed events (`claimed`,
     /// with `aggregate_type` and `aggregate_id`) for every registered target in force. No target,
-    /// no row: without a reindex the claim only pays a lookup of the empty `index_targets`. The
-    /// `CASE` makes that lookup come first: PostgreSQL evaluates the condition once per statement,
-    /// before the join, and reading `pg_locks` (every lock of the server, under all its lock-table
-    /// locks) cost 70–160 µs per claim on this machine whether a reindex ran or not.
+    /// no row: without a reindex the claim only pays a look at the empty `index_targets`, in a
+    /// function that keeps its plan (migration 0006 says why, and why its later snapshot is as
+    /// good). One row, always: the claim's final `SELECT` must join it, since PostgreSQL runs a
+    /// `WITH` query that modifies nothing only where it is read.
     public static let recordClaimedSQL = """
         recorded AS (
-            INSERT INTO reindex_changes (target, aggregate_type, aggregate_id)
-            SELECT DISTINCT t.index_name, c.aggregate_type, c.aggregate_id
-            FROM claimed c CROSS JOIN index_targets t
-            WHERE CASE WHEN EXISTS (SELECT 1 FROM index_targets) THEN \(AdvisoryLock.reindex.isHeldSQL) ELSE false END)
+            SELECT record_reindex_changes(array_agg(aggregate_type), array_agg(aggregate_id),
+                                          \(AdvisoryLock.reindex.lockTableKey.classid), \(AdvisoryLock.reindex.lockTableKey.objid))
+            FROM claimed)
         """
 
     public struct Change: Sendable, Equatable {

@@ -106,7 +106,9 @@ import Testing
             let other = try await h.api.createCustomer(name: "Otto Other")
             _ = try await h.api.placeOrders(40, customerID: renamed)
             _ = try await h.api.placeOrders(20, customerID: other)
-            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() })
+            // The outbox drained too: the customers' own events (created, no change to their orders'
+            // documents) claimed after the registration below would be recorded, and their orders copied.
+            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() && (try? await h.outboxCount()) == 0 })
             try await withProxiedClient { proxy, proxied in
                 proxy.inject(.delay(.seconds(1)), count: 100, onRequestsStartingWith: "POST /_bulk")
                 async let report = reindexer(h, client: proxied, batchSize: 10).run()
