@@ -108,7 +108,10 @@ import Testing
             _ = try await h.api.placeOrders(20, customerID: other)
             // The outbox drained too: the customers' own events (created, no change to their orders'
             // documents) claimed after the registration below would be recorded, and their orders copied.
-            #expect(await eventually(timeout: .seconds(60)) { await h.inSync() && (try? await h.outboxCount()) == 0 })
+            #expect(await eventually(timeout: .seconds(60)) {
+                guard (try? await h.outboxCount()) == 0 else { return false }
+                return await h.inSync()
+            })
             try await withProxiedClient { proxy, proxied in
                 proxy.inject(.delay(.seconds(1)), count: 100, onRequestsStartingWith: "POST /_bulk")
                 async let report = reindexer(h, client: proxied, batchSize: 10).run()
