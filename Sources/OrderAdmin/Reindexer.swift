@@ -31,7 +31,7 @@ import ReadModel
 /// within 20 minutes, while the live backlog grew.) The catch-up sends the changes in pages of
 /// `batchSize`, like the load, the cheapest way for the cluster to take them.
 ///
-/// A registration is in force only while the lock is held (`AdvisoryLock.isHeldSQL`): a reindex
+/// A registration is in force only while the lock is held (`AdvisoryLock.lockTableKey`): a reindex
 /// that is killed stops the live indexers' recording at once. For the same reason a reindex whose
 /// session ended (a PostgreSQL restart) fails instead of swapping: the indexers stopped recording
 /// then, so it may miss changes.

@@ -82,7 +82,8 @@ public struct IndexerService: Service {
         if let info = try? await client.clusterInfo() {
             logger.info("search cluster", metadata: ["es.flavour": "\(info.flavour.rawValue)", "es.version": "\(info.version)"])
         }
-        let wake = WakeSignal()
+        // Waits end up to a quarter of the polling interval late; the ticker wakes four times per interval.
+        let wake = WakeSignal(tick: configuration.pollInterval / 4)
         let stopping = Flag()
         let listener = PostgresListener(connectionString: databaseURL, channel: "outbox", logger: logger)
         await withDiscardingTaskGroup { background in

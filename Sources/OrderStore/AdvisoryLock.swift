@@ -10,15 +10,6 @@ public enum AdvisoryLock: Int64, CaseIterable, Sendable {
 
     public var key: Int64 { rawValue }
 
-    /// An SQL condition that holds while some session holds this session lock: what a holder
-    /// registers is in force only while it runs, so a holder that was killed leaves nothing
-    /// behind. `pg_locks` shows a bigint key as its high half (`classid`) and low half (`objid`,
-    /// `objsubid` 1), and lists every database's locks: advisory locks are per database.
-    /// Integer constants of this enum, no outside text.
-    public var isHeldSQL: String {
-        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND \(lockColumns))"
-    }
-
     /// Whether the session running the query holds this lock.
     public var isHeldHereSQL: String {
         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND \(lockColumns))"
@@ -31,7 +22,9 @@ public enum AdvisoryLock: Int64, CaseIterable, Sendable {
     private var keyColumns: String { "classid = \(lockTableKey.classid) AND objid = \(lockTableKey.objid) AND objsubid = 1" }
 
     /// The key as `pg_locks` shows this session lock: its high half (`classid`) and low half
-    /// (`objid`), with `objsubid` 1.
+    /// (`objid`), with `objsubid` 1 (`pg_locks` lists every database's locks: advisory locks are
+    /// per database). What a holder registers is in force only while it runs, so a holder that was
+    /// killed leaves nothing behind (`record_reindex_changes`, migration 0006).
     public var lockTableKey: (classid: UInt64, objid: UInt64) {
         (UInt64(bitPattern: key) >> 32, UInt64(bitPattern: key) & 0xFFFF_FFFF)
     }
